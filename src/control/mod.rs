@@ -1,0 +1,1 @@
+//! The control plane: health checks, VRRP, neighbour resolution, reload.

@@ -1,0 +1,1 @@
+//! bpf (to be written).

@@ -1,0 +1,1 @@
+//! xsk (to be written).

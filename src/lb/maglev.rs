@@ -1,0 +1,1 @@
+//! maglev (to be written).

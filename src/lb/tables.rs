@@ -1,0 +1,181 @@
+//! Immutable snapshots that the control plane builds and publishes to the workers.
+//!
+//! A [`Snapshot`] holds everything a worker needs to forward a frame: the services (VIP,
+//! protocol, ports), each service's Maglev lookup table, and the backend directory. It is
+//! built off the hot path and never mutated once published; workers swap to a new one
+//! between batches (arc-swap), so no lock is taken per packet.
+//!
+//! Backend ids are stable for the life of the process: the control plane never reuses an
+//! id for a different (service, address), so a flow-table entry that stores an id keeps
+//! pointing at the same real server across snapshots.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+
+/// Stable identifier of a real server within one service (index into `Snapshot::backends`).
+pub type BackendId = u32;
+/// "No backend" marker in Maglev tables.
+pub const NO_BACKEND: BackendId = u32::MAX;
+
+/// IP protocol numbers of the services xlb balances.
+pub const PROTO_TCP: u8 = 6;
+/// IP protocol number of UDP.
+pub const PROTO_UDP: u8 = 17;
+
+/// Health/administrative state of a backend as the data plane sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BackendState {
+    /// In the Maglev table (weight > 0); takes new flows and keeps existing ones.
+    Up,
+    /// Weight 0 (configured or inhibited): keeps existing flows, takes no new ones.
+    Drain,
+    /// Failed or removed: not in the table; flows pinned to it are re-picked (or dropped).
+    Down,
+}
+
+/// What happens to a flow whose backend went down.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum OnDown {
+    /// Pick a new backend through Maglev (default).
+    #[default]
+    Reschedule,
+    /// Drop the flow's packets (the client's connection then times out or is reset by
+    /// the new server).
+    Drop,
+}
+
+/// One real server as the data plane sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Backend {
+    /// The real server's address (the IP packet is not rewritten in DR mode).
+    pub addr: IpAddr,
+    /// Its MAC; `None` until resolved. A backend without a MAC takes no traffic.
+    pub mac: Option<[u8; 6]>,
+    /// Current state.
+    pub state: BackendState,
+    /// Index of the owning service in `Snapshot::services`.
+    pub service: u32,
+}
+
+impl Backend {
+    /// True when existing flows may keep using this backend.
+    #[inline]
+    pub fn usable_for_existing(&self) -> bool {
+        self.state != BackendState::Down && self.mac.is_some()
+    }
+}
+
+/// One virtual service: a VIP, a protocol and a set of ports.
+#[derive(Clone, Debug)]
+pub struct Service {
+    /// Name from the config.
+    pub name: String,
+    /// Virtual IP.
+    pub vip: IpAddr,
+    /// `PROTO_TCP` or `PROTO_UDP`.
+    pub proto: u8,
+    /// Ports; empty means every port.
+    pub ports: Vec<u16>,
+    /// Maglev lookup table: slot -> backend id (`NO_BACKEND` when nothing is up).
+    pub maglev: Vec<BackendId>,
+    /// Backend used for new flows when every real server is down.
+    pub sorry: Option<BackendId>,
+    /// Policy for flows whose backend went down.
+    pub on_down: OnDown,
+}
+
+impl Service {
+    /// Picks a backend for a new flow by its hash; `None` when the table is empty.
+    #[inline]
+    pub fn pick(&self, hash: u64) -> Option<BackendId> {
+        if self.maglev.is_empty() {
+            return None;
+        }
+        let id = self.maglev[(hash % self.maglev.len() as u64) as usize];
+        if id == NO_BACKEND {
+            self.sorry
+        } else {
+            Some(id)
+        }
+    }
+}
+
+/// 16-byte address key: IPv4 as an IPv4-mapped IPv6 address.
+#[inline]
+pub fn addr_key(addr: &IpAddr) -> [u8; 16] {
+    match addr {
+        IpAddr::V4(a) => a.to_ipv6_mapped().octets(),
+        IpAddr::V6(a) => a.octets(),
+    }
+}
+
+/// Everything a worker needs, immutable once published.
+#[derive(Clone, Debug, Default)]
+pub struct Snapshot {
+    /// Increases with every publication.
+    pub generation: u64,
+    /// Source MAC written into forwarded frames (the director's interface MAC).
+    pub local_mac: [u8; 6],
+    /// Services, in config order.
+    pub services: Vec<Service>,
+    /// Backend directory indexed by `BackendId`.
+    pub backends: Vec<Backend>,
+    /// (vip, proto, port) -> service index; port 0 is the "every port" entry.
+    index: HashMap<([u8; 16], u8, u16), u32>,
+    /// (vip, proto) -> service used for IP fragments (the first in config order).
+    frag_index: HashMap<([u8; 16], u8), u32>,
+}
+
+impl Snapshot {
+    /// Builds a snapshot and its lookup indexes. Later services never shadow earlier ones
+    /// for the same (vip, proto, port); config validation rejects such duplicates anyway.
+    pub fn new(
+        generation: u64,
+        local_mac: [u8; 6],
+        services: Vec<Service>,
+        backends: Vec<Backend>,
+    ) -> Self {
+        let mut index = HashMap::new();
+        let mut frag_index = HashMap::new();
+        for (i, s) in services.iter().enumerate() {
+            let vip = addr_key(&s.vip);
+            if s.ports.is_empty() {
+                index.entry((vip, s.proto, 0)).or_insert(i as u32);
+            }
+            for &p in &s.ports {
+                index.entry((vip, s.proto, p)).or_insert(i as u32);
+            }
+            frag_index.entry((vip, s.proto)).or_insert(i as u32);
+        }
+        Snapshot {
+            generation,
+            local_mac,
+            services,
+            backends,
+            index,
+            frag_index,
+        }
+    }
+
+    /// The service for a destination (vip, proto, port), falling back to an every-port
+    /// service on the same VIP and protocol.
+    #[inline]
+    pub fn service_for(&self, vip: &[u8; 16], proto: u8, port: u16) -> Option<u32> {
+        self.index
+            .get(&(*vip, proto, port))
+            .or_else(|| self.index.get(&(*vip, proto, 0)))
+            .copied()
+    }
+
+    /// The service that receives IP fragments sent to (vip, proto).
+    #[inline]
+    pub fn fragment_service(&self, vip: &[u8; 16], proto: u8) -> Option<u32> {
+        self.frag_index.get(&(*vip, proto)).copied()
+    }
+
+    /// The backend with this id, if it exists.
+    #[inline]
+    pub fn backend(&self, id: BackendId) -> Option<&Backend> {
+        self.backends.get(id as usize)
+    }
+}

@@ -1,0 +1,1 @@
+//! arp view (to be written).

@@ -1,0 +1,1 @@
+//! checksum view (to be written).

@@ -1,0 +1,1 @@
+//! ethernet view (to be written).

@@ -1,0 +1,1 @@
+//! icmp view (to be written).

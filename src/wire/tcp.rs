@@ -1,0 +1,1 @@
+//! tcp view (to be written).

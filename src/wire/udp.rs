@@ -1,0 +1,1 @@
+//! udp view (to be written).

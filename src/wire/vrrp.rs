@@ -1,0 +1,1 @@
+//! vrrp view (to be written).
