@@ -1,1 +1,5 @@
-//! The control plane: health checks, VRRP, neighbour resolution, reload.
+//! The control plane: snapshot publication, neighbour resolution, VIP addresses, and the
+//! daemon that ties the data plane to them (health checks and VRRP plug in here).
+
+pub mod netlink;
+pub mod publish;

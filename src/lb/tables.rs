@@ -124,6 +124,8 @@ pub struct Snapshot {
     index: HashMap<([u8; 16], u8, u16), u32>,
     /// (vip, proto) -> service used for IP fragments (the first in config order).
     frag_index: HashMap<([u8; 16], u8), u32>,
+    /// Every VIP (a handful: a linear scan beats hashing).
+    vips: Vec<[u8; 16]>,
 }
 
 impl Snapshot {
@@ -137,8 +139,12 @@ impl Snapshot {
     ) -> Self {
         let mut index = HashMap::new();
         let mut frag_index = HashMap::new();
+        let mut vips = Vec::new();
         for (i, s) in services.iter().enumerate() {
             let vip = addr_key(&s.vip);
+            if !vips.contains(&vip) {
+                vips.push(vip);
+            }
             if s.ports.is_empty() {
                 index.entry((vip, s.proto, 0)).or_insert(i as u32);
             }
@@ -154,6 +160,7 @@ impl Snapshot {
             backends,
             index,
             frag_index,
+            vips,
         }
     }
 
@@ -171,6 +178,12 @@ impl Snapshot {
     #[inline]
     pub fn fragment_service(&self, vip: &[u8; 16], proto: u8) -> Option<u32> {
         self.frag_index.get(&(*vip, proto)).copied()
+    }
+
+    /// True when `addr` is the VIP of any service.
+    #[inline]
+    pub fn is_vip(&self, addr: &[u8; 16]) -> bool {
+        self.vips.contains(addr)
     }
 
     /// The backend with this id, if it exists.

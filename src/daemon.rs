@@ -1,0 +1,429 @@
+//! The xlb daemon: wires config, XDP program, AF_XDP workers and the control plane.
+//!
+//! Start-up order: resolve interface facts and real-server MACs, build the first snapshot,
+//! load and attach the XDP program (replacing one a crashed xlb left behind), open one
+//! AF_XDP socket and worker per rx queue, then become active (VIP addresses on the
+//! interface, active flag in the XDP program). The control loop refreshes the XDP
+//! program's liveness stamp every 100 ms, so if xlb dies the program drops VIP traffic
+//! instead of letting the kernel answer for the VIP (see DESIGN.md §2). SIGTERM/SIGINT:
+//! inactive, VIPs removed, workers stopped, XDP detached, exit 0.
+
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
+use tracing::{error, info, warn};
+
+use crate::config::{Config, Protocol, Queues, XdpMode};
+use crate::control::netlink::{self, Netlink, NetlinkError};
+use crate::control::publish::{build_snapshot, PublishError, Registry};
+use crate::dataplane::bpf::{AttachMode, BpfError, XdpProgram};
+use crate::dataplane::forward::{forward, DropReason, Verdict};
+use crate::dataplane::worker::{run_worker, Action, FrameHandler, WorkerStats};
+use crate::dataplane::xsk::{ProgramMode, Xsk, XskConfig, XskError};
+use crate::lb::flow::{FlowTable, FlowTimeouts};
+use crate::lb::tables::{Snapshot, PROTO_TCP, PROTO_UDP};
+
+/// How often the control loop refreshes the XDP program's liveness stamp.
+const TOUCH_EVERY: Duration = Duration::from_millis(100);
+/// After this long without a stamp, the XDP program treats xlb as dead.
+const STALE_AFTER: Duration = Duration::from_secs(1);
+/// How often MACs are looked up while some are unresolved, and refreshed otherwise.
+const MAC_RETRY: Duration = Duration::from_secs(1);
+const MAC_REFRESH: Duration = Duration::from_secs(30);
+/// Most backends counted per worker (ids beyond are forwarded but not counted).
+pub const MAX_COUNTED_BACKENDS: usize = 4096;
+
+/// Errors that stop the daemon.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    /// Interface or netlink trouble.
+    #[error(transparent)]
+    Netlink(#[from] NetlinkError),
+    /// XDP program trouble.
+    #[error(transparent)]
+    Bpf(#[from] BpfError),
+    /// AF_XDP socket trouble.
+    #[error("AF_XDP socket on queue {queue}: {source}")]
+    Xsk {
+        /// Queue.
+        queue: u32,
+        /// Cause.
+        source: XskError,
+    },
+    /// Snapshot building failed.
+    #[error(transparent)]
+    Publish(#[from] PublishError),
+    /// Runtime or thread set-up failed.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    /// A worker thread died.
+    #[error("worker for queue {0} stopped unexpectedly")]
+    WorkerDied(u32),
+}
+
+/// Counters a worker publishes for the control thread (written only by that worker).
+pub struct ForwardCounters {
+    /// Drops by `DropReason`.
+    pub drops: [AtomicU64; DropReason::COUNT],
+    /// Frames the XDP program redirected that were not for a service (dropped).
+    pub unexpected: AtomicU64,
+    /// New flows.
+    pub new_flows: AtomicU64,
+    /// Packets forwarded per backend id.
+    pub backend_packets: Box<[AtomicU64]>,
+    /// Bytes forwarded per backend id.
+    pub backend_bytes: Box<[AtomicU64]>,
+    /// Live flow-table entries (updated between batches).
+    pub flows: AtomicU64,
+    /// Flow-table evictions.
+    pub evictions: AtomicU64,
+}
+
+impl Default for ForwardCounters {
+    fn default() -> Self {
+        ForwardCounters {
+            drops: Default::default(),
+            unexpected: AtomicU64::new(0),
+            new_flows: AtomicU64::new(0),
+            backend_packets: (0..MAX_COUNTED_BACKENDS).map(|_| AtomicU64::new(0)).collect(),
+            backend_bytes: (0..MAX_COUNTED_BACKENDS).map(|_| AtomicU64::new(0)).collect(),
+            flows: AtomicU64::new(0),
+            evictions: AtomicU64::new(0),
+        }
+    }
+}
+
+#[inline]
+fn bump(c: &AtomicU64, n: u64) {
+    // Single writer: a relaxed load+store is enough and avoids a locked RMW.
+    c.store(c.load(Ordering::Relaxed).wrapping_add(n), Ordering::Relaxed);
+}
+
+/// The worker's frame handler: `forward()` over the current snapshot.
+pub struct Forwarder {
+    shared: Arc<ArcSwap<Snapshot>>,
+    snap: Arc<Snapshot>,
+    flows: FlowTable,
+    now_ms: u64,
+    counters: Arc<ForwardCounters>,
+}
+
+impl Forwarder {
+    /// A handler with its own flow table.
+    pub fn new(
+        shared: Arc<ArcSwap<Snapshot>>,
+        flows: FlowTable,
+        counters: Arc<ForwardCounters>,
+    ) -> Self {
+        let snap = shared.load_full();
+        Forwarder {
+            shared,
+            snap,
+            flows,
+            now_ms: 0,
+            counters,
+        }
+    }
+}
+
+impl FrameHandler for Forwarder {
+    fn begin_batch(&mut self, now_ms: u64) {
+        self.now_ms = now_ms;
+        let cur = self.shared.load();
+        if !Arc::ptr_eq(&cur, &self.snap) {
+            self.snap = Arc::clone(&cur);
+        }
+        // Bounded housekeeping between batches.
+        self.flows.expire_some(now_ms, 8);
+        bump(&self.counters.flows, 0);
+        self.counters
+            .flows
+            .store(self.flows.len() as u64, Ordering::Relaxed);
+        self.counters
+            .evictions
+            .store(self.flows.evictions(), Ordering::Relaxed);
+    }
+
+    #[inline]
+    fn handle(&mut self, frame: &mut [u8]) -> Action {
+        let len = frame.len() as u64;
+        match forward(frame, &self.snap, &mut self.flows, self.now_ms) {
+            Verdict::Tx { backend, new_flow } => {
+                if new_flow {
+                    bump(&self.counters.new_flows, 1);
+                }
+                if let Some(c) = self.counters.backend_packets.get(backend as usize) {
+                    bump(c, 1);
+                    bump(&self.counters.backend_bytes[backend as usize], len);
+                }
+                Action::Tx
+            }
+            Verdict::Pass => {
+                bump(&self.counters.unexpected, 1);
+                Action::Drop
+            }
+            Verdict::Drop(r) => {
+                bump(&self.counters.drops[r as usize], 1);
+                Action::Drop
+            }
+        }
+    }
+}
+
+/// Monotonic milliseconds (CLOCK_MONOTONIC, the clock bpf_ktime_get_ns uses).
+pub fn monotonic_ms() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1000 + ts.tv_nsec as u64 / 1_000_000
+}
+
+struct WorkerHandle {
+    queue: u32,
+    thread: std::thread::JoinHandle<()>,
+    stats: Arc<WorkerStats>,
+    counters: Arc<ForwardCounters>,
+}
+
+/// Runs xlb until SIGTERM/SIGINT.
+pub fn run(cfg: Config) -> Result<(), DaemonError> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(run_async(cfg))
+}
+
+fn service_keys(cfg: &Config) -> Vec<(IpAddr, u16, u8, u32)> {
+    let mut out = Vec::new();
+    for (i, vs) in cfg.virtual_servers.iter().enumerate() {
+        let proto = match vs.protocol {
+            Protocol::Tcp => PROTO_TCP,
+            Protocol::Udp => PROTO_UDP,
+        };
+        if vs.ports.is_empty() {
+            out.push((vs.vip, 0, proto, i as u32));
+        }
+        for &p in &vs.ports {
+            out.push((vs.vip, p, proto, i as u32));
+        }
+    }
+    out
+}
+
+fn vips(cfg: &Config) -> Vec<IpAddr> {
+    let mut v: Vec<IpAddr> = cfg.virtual_servers.iter().map(|s| s.vip).collect();
+    v.sort();
+    v.dedup();
+    v
+}
+
+/// Looks MACs up; returns true when anything changed.
+async fn refresh_macs(nl: &Netlink, ifindex: u32, cfg: &Config, reg: &mut Registry) -> bool {
+    let wanted = reg.unresolved(cfg);
+    if wanted.is_empty() {
+        return false;
+    }
+    let addrs: Vec<IpAddr> = wanted.iter().map(|(_, a)| *a).collect();
+    let found = match nl.neighbours(ifindex, &addrs).await {
+        Ok(f) => f,
+        Err(e) => {
+            warn!("neighbour table lookup failed: {e}");
+            return false;
+        }
+    };
+    let mut changed = false;
+    for (id, addr) in wanted {
+        let mac = found.get(&addr).copied();
+        if mac.is_none() {
+            netlink::solicit(addr);
+        }
+        if let Some(st) = reg.status_mut(id) {
+            if st.mac != mac && mac.is_some() {
+                info!(
+                    "real server {addr}: MAC {}",
+                    netlink::format_mac(&mac.unwrap_or_default())
+                );
+                st.mac = mac;
+                changed = true;
+            }
+        }
+    }
+    changed
+}
+
+async fn run_async(cfg: Config) -> Result<(), DaemonError> {
+    let ifname = cfg.interface.clone();
+    let ifindex = netlink::ifindex(&ifname)?;
+    let local_mac = netlink::mac_address(&ifname)?;
+    let nl = Netlink::connect()?;
+    let mut reg = Registry::default();
+    reg.sync(&cfg);
+
+    // First MAC resolution: solicit, then give the kernel a moment.
+    let deadline = Instant::now() + Duration::from_secs(2);
+    refresh_macs(&nl, ifindex, &cfg, &mut reg).await;
+    while !reg
+        .unresolved(&cfg)
+        .iter()
+        .all(|(id, _)| reg.status(*id).is_some_and(|s| s.mac.is_some()))
+        && Instant::now() < deadline
+    {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        refresh_macs(&nl, ifindex, &cfg, &mut reg).await;
+    }
+    for (id, addr) in reg.unresolved(&cfg) {
+        if reg.status(id).is_some_and(|s| s.mac.is_none()) {
+            warn!("real server {addr}: no MAC yet; it takes no traffic until resolved");
+        }
+    }
+
+    let mut generation = 1;
+    let shared = Arc::new(ArcSwap::from_pointee(build_snapshot(
+        &cfg, &mut reg, generation, local_mac,
+    )?));
+
+    let mut prog = XdpProgram::load()?;
+    let want = match cfg.xdp_mode {
+        XdpMode::Native => AttachMode::Native,
+        XdpMode::Generic => AttachMode::Generic,
+    };
+    let mode = prog.attach(&ifname, want)?;
+    info!("XDP program attached to {ifname} in {mode:?} mode");
+    prog.set_services(&service_keys(&cfg))?;
+    prog.set_stale_after(STALE_AFTER)?;
+    prog.touch()?;
+
+    let queues: Vec<u32> = match &cfg.workers.queues {
+        Queues::All => (0..netlink::rx_queue_count(&ifname)?).collect(),
+        Queues::List(q) => q.clone(),
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut workers = Vec::new();
+    let timeouts = FlowTimeouts {
+        tcp_ms: cfg.flows.tcp_timeout.as_millis() as u64,
+        tcp_fin_ms: cfg.flows.tcp_fin_timeout.as_millis() as u64,
+        udp_ms: cfg.flows.udp_timeout.as_millis() as u64,
+    };
+    let per_worker_flows = (cfg.flows.capacity / queues.len().max(1)).max(1024);
+    for (i, &queue) in queues.iter().enumerate() {
+        let core = cfg.workers.cores.get(i % cfg.workers.cores.len().max(1)).copied();
+        let xcfg = XskConfig {
+            frames: cfg.workers.frames,
+            batch_size: cfg.workers.batch_size,
+            ..XskConfig::default()
+        };
+        let stats = Arc::new(WorkerStats::default());
+        let counters = Arc::new(ForwardCounters::default());
+        let (fd_tx, fd_rx) = std::sync::mpsc::channel();
+        let (ifn, st, ct, sh, sp) = (
+            ifname.clone(),
+            Arc::clone(&stats),
+            Arc::clone(&counters),
+            Arc::clone(&shared),
+            Arc::clone(&stop),
+        );
+        let thread = std::thread::Builder::new()
+            .name(format!("xlb-worker-{queue}"))
+            .spawn(move || {
+                let mut xsk = match Xsk::open(&ifn, queue, &xcfg, ProgramMode::OwnProgram) {
+                    Ok(x) => x,
+                    Err(e) => {
+                        let _ = fd_tx.send(Err(e));
+                        return;
+                    }
+                };
+                let _ = fd_tx.send(Ok(xsk.fd()));
+                let mut handler = Forwarder::new(sh, FlowTable::new(per_worker_flows, timeouts), ct);
+                match run_worker(&mut xsk, &mut handler, &st, &sp, core) {
+                    Ok(acct) => info!("worker {queue} stopped: {acct:?}"),
+                    Err(e) => error!("worker {queue} failed: {e}"),
+                }
+            })?;
+        let fd = fd_rx
+            .recv()
+            .map_err(|_| DaemonError::WorkerDied(queue))?
+            .map_err(|source| DaemonError::Xsk { queue, source })?;
+        prog.register_xsk(queue, fd)?;
+        info!("worker for queue {queue} on core {core:?}");
+        workers.push(WorkerHandle {
+            queue,
+            thread,
+            stats,
+            counters,
+        });
+    }
+
+    // Without VRRP this director is always active.
+    let active = cfg.vrrp.is_empty();
+    if active {
+        for vip in vips(&cfg) {
+            nl.add_address(ifindex, vip).await?;
+        }
+        prog.set_active(true)?;
+        info!("active: serving {} virtual services", cfg.virtual_servers.len());
+    }
+
+    let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let mut sigint = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
+    let mut touch = tokio::time::interval(TOUCH_EVERY);
+    let mut mac_tick = tokio::time::interval(MAC_RETRY);
+    let mut last_full_refresh = Instant::now();
+    let result = loop {
+        tokio::select! {
+            _ = touch.tick() => {
+                if let Err(e) = prog.touch() {
+                    warn!("refreshing the XDP liveness stamp failed: {e}");
+                }
+                if let Some(w) = workers.iter().find(|w| w.thread.is_finished()) {
+                    break Err(DaemonError::WorkerDied(w.queue));
+                }
+            }
+            _ = mac_tick.tick() => {
+                let full = last_full_refresh.elapsed() >= MAC_REFRESH;
+                if full {
+                    last_full_refresh = Instant::now();
+                }
+                let pending = reg.unresolved(&cfg).iter().any(|(id, _)| reg.status(*id).is_some_and(|s| s.mac.is_none()));
+                if (pending || full) && refresh_macs(&nl, ifindex, &cfg, &mut reg).await {
+                    generation += 1;
+                    match build_snapshot(&cfg, &mut reg, generation, local_mac) {
+                        Ok(s) => shared.store(Arc::new(s)),
+                        Err(e) => error!("publishing a new snapshot failed: {e}"),
+                    }
+                }
+            }
+            _ = sigterm.recv() => { info!("SIGTERM: shutting down"); break Ok(()); }
+            _ = sigint.recv() => { info!("SIGINT: shutting down"); break Ok(()); }
+        }
+    };
+
+    // Shutdown: stop claiming the VIPs first, then stop the data plane.
+    let _ = prog.set_active(false);
+    for vip in vips(&cfg) {
+        if let Err(e) = nl.del_address(ifindex, vip).await {
+            warn!("removing VIP {vip}: {e}");
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    for w in workers {
+        let _ = prog.unregister_xsk(w.queue);
+        let _ = w.thread.join();
+        let drops: u64 = w.counters.drops.iter().map(|c| c.load(Ordering::Relaxed)).sum();
+        info!(
+            "worker {}: {:?}, new flows {}, drops {}",
+            w.queue,
+            w.stats,
+            w.counters.new_flows.load(Ordering::Relaxed),
+            drops
+        );
+    }
+    prog.detach()?;
+    info!("XDP program detached from {ifname}");
+    result
+}
