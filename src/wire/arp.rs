@@ -5,8 +5,8 @@
 //! builders write a whole Ethernet + ARP frame (42 bytes, unpadded) in keepalived's
 //! format, so a director's announcements look exactly like keepalived's.
 
-pub use super::Error;
 use super::ethernet::{Frame, Mac, BROADCAST, ETHERTYPE_ARP, ETHERTYPE_IPV4, HEADER_LEN};
+pub use super::Error;
 use super::{array, be16, need_space, put16, put_bytes};
 use std::net::Ipv4Addr;
 
@@ -181,9 +181,7 @@ pub fn build_request(
     ip: [u8; 4],
     target_ip: [u8; 4],
 ) -> Result<usize, Error> {
-    emit_frame(
-        buf, BROADCAST, mac, OP_REQUEST, mac, ip, [0; 6], target_ip,
-    )
+    emit_frame(buf, BROADCAST, mac, OP_REQUEST, mac, ip, [0; 6], target_ip)
 }
 
 #[cfg(test)]
@@ -265,7 +263,13 @@ mod tests {
         p.set_target_hw([9; 6]);
         p.set_target_ip([5, 6, 7, 8]);
         assert_eq!(
-            (p.op(), p.sender_hw(), p.sender_ip(), p.target_hw(), p.target_ip()),
+            (
+                p.op(),
+                p.sender_hw(),
+                p.sender_ip(),
+                p.target_hw(),
+                p.target_ip()
+            ),
             (OP_REPLY, MAC, [1, 2, 3, 4], [9; 6], [5, 6, 7, 8])
         );
     }

@@ -97,11 +97,8 @@ pub fn update16(csum: u16, old: u16, new: u16) -> u16 {
 /// [`update16`] for a 32-bit field (e.g. an IPv4 address or a TCP sequence number).
 #[inline]
 pub fn update32(csum: u16, old: u32, new: u32) -> u16 {
-    let acc = (!csum) as u32
-        + (!(old >> 16) & 0xffff)
-        + (!old & 0xffff)
-        + (new >> 16)
-        + (new & 0xffff);
+    let acc =
+        (!csum) as u32 + (!(old >> 16) & 0xffff) + (!old & 0xffff) + (new >> 16) + (new & 0xffff);
     !fold(acc)
 }
 

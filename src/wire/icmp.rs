@@ -8,10 +8,10 @@
 //! the ND views guarantee their 24-byte fixed part; option walks are bounded by the
 //! buffer and stop at a zero-length option.
 
-pub use super::Error;
 use super::checksum;
 use super::ethernet::{Frame, Mac, ETHERTYPE_IPV6, HEADER_LEN as ETH_LEN};
 use super::ipv6::{self, NH_ICMPV6};
+pub use super::Error;
 use super::{array, be16, byte, need_space, put16, put_byte, put_bytes};
 
 pub const HEADER_LEN: usize = 8;
@@ -345,13 +345,12 @@ mod tests {
 
     /// keepalived's NA for fd99::100 from 02:99:00:00:00:03, as captured (vrrp_v3.pcap).
     const CAPTURED_NA: [u8; 86] = [
-        0x33, 0x33, 0x00, 0x00, 0x00, 0x01, 0x02, 0x99, 0x00, 0x00, 0x00, 0x03, 0x86, 0xdd,
-        0x60, 0x00, 0x00, 0x00, 0x00, 0x20, 0x3a, 0xff, 0xfd, 0x99, 0x00, 0x00, 0x00, 0x00,
-        0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x01, 0x00, 0xff, 0x02, 0x00, 0x00,
-        0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x01, 0x88, 0x00,
-        0xd6, 0xcf, 0xa0, 0x00, 0x00, 0x00, 0xfd, 0x99, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
-        0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x01, 0x00, 0x02, 0x01, 0x02, 0x99, 0x00, 0x00,
-        0x00, 0x03,
+        0x33, 0x33, 0x00, 0x00, 0x00, 0x01, 0x02, 0x99, 0x00, 0x00, 0x00, 0x03, 0x86, 0xdd, 0x60,
+        0x00, 0x00, 0x00, 0x00, 0x20, 0x3a, 0xff, 0xfd, 0x99, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+        0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x01, 0x00, 0xff, 0x02, 0x00, 0x00, 0x00, 0x00, 0x00,
+        0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x01, 0x88, 0x00, 0xd6, 0xcf, 0xa0, 0x00,
+        0x00, 0x00, 0xfd, 0x99, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+        0x00, 0x01, 0x00, 0x02, 0x01, 0x02, 0x99, 0x00, 0x00, 0x00, 0x03,
     ];
 
     #[test]
@@ -375,7 +374,9 @@ mod tests {
         let ip = Ipv6::new_checked(&buf[14..86]).unwrap();
         let na = NeighborAdvert::new_checked(ip.payload()).unwrap();
         assert!(!na.router() && na.override_flag());
-        assert!(na.as_icmp().verify_checksum_v6(ip.src_addr(), ip.dst_addr()));
+        assert!(na
+            .as_icmp()
+            .verify_checksum_v6(ip.src_addr(), ip.dst_addr()));
         assert!(build_unsolicited_na(&mut buf[..85], MAC, VIP, VIP, true).is_err());
     }
 
@@ -405,20 +406,34 @@ mod tests {
         }
         // Options: missing, zero length, running off the end.
         assert_eq!(
-            NeighborSolicit::new_checked(&m[..24]).unwrap().source_lladdr(),
+            NeighborSolicit::new_checked(&m[..24])
+                .unwrap()
+                .source_lladdr(),
             None
         );
         let mut z = m.clone();
         z[25] = 0;
-        assert_eq!(NeighborSolicit::new_checked(&z[..]).unwrap().source_lladdr(), None);
+        assert_eq!(
+            NeighborSolicit::new_checked(&z[..])
+                .unwrap()
+                .source_lladdr(),
+            None
+        );
         z[25] = 2;
-        assert_eq!(NeighborSolicit::new_checked(&z[..]).unwrap().source_lladdr(), None);
+        assert_eq!(
+            NeighborSolicit::new_checked(&z[..])
+                .unwrap()
+                .source_lladdr(),
+            None
+        );
         // A non-matching option first, then the right one.
         let mut two = m[..24].to_vec();
         two.extend_from_slice(&[14, 1, 0, 0, 0, 0, 0, 0]);
         two.extend_from_slice(&m[24..]);
         assert_eq!(
-            NeighborSolicit::new_checked(&two[..]).unwrap().source_lladdr(),
+            NeighborSolicit::new_checked(&two[..])
+                .unwrap()
+                .source_lladdr(),
             Some(MAC)
         );
         // Code must be 0.
@@ -437,7 +452,10 @@ mod tests {
         assert_eq!((p.echo_ident(), p.echo_seq()), (0x1234, 1));
         assert_eq!(p.payload(), b"abcd");
         let e = etherparse::Icmpv4Slice::from_slice(&m).unwrap();
-        assert_eq!(e.checksum(), e.header().icmp_type.calc_checksum(e.payload()));
+        assert_eq!(
+            e.checksum(),
+            e.header().icmp_type.calc_checksum(e.payload())
+        );
         let mut p = Packet::new_checked(&mut m[..]).unwrap();
         p.set_msg_type(ICMPV4_ECHO_REPLY);
         p.set_code(0);
@@ -463,7 +481,10 @@ mod tests {
         assert!(p.verify_checksum_v6(src, dst));
         let e = etherparse::Icmpv6Slice::from_slice(&m).unwrap();
         assert_eq!(
-            e.header().icmp_type.calc_checksum(src, dst, e.payload()).unwrap(),
+            e.header()
+                .icmp_type
+                .calc_checksum(src, dst, e.payload())
+                .unwrap(),
             u16::from_be_bytes([m[2], m[3]])
         );
     }

@@ -6,8 +6,8 @@
 //! After the check no accessor panics. [`Packet::set_ttl`] and the address setters with
 //! an `_incremental` suffix keep the header checksum valid by RFC 1624.
 
-pub use super::Error;
 use super::checksum;
+pub use super::Error;
 use super::{array, be16, byte, need_space, put16, put_byte, put_bytes};
 use std::net::Ipv4Addr;
 
@@ -173,10 +173,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
     /// The header including options.
     #[inline]
     pub fn header(&self) -> &[u8] {
-        self.buffer
-            .as_ref()
-            .get(..self.header_len())
-            .unwrap_or(&[])
+        self.buffer.as_ref().get(..self.header_len()).unwrap_or(&[])
     }
 
     /// The payload, from the end of the header to `total_len` (padding excluded).
@@ -395,7 +392,7 @@ mod tests {
 
     #[test]
     fn options_and_fragments() {
-        let mut b = vec![0u8; 40];
+        let mut b = [0u8; 40];
         b[0] = 0x47; // IHL 7: 8 bytes of options
         b[2..4].copy_from_slice(&40u16.to_be_bytes());
         b[6..8].copy_from_slice(&(0x2000u16 | 185).to_be_bytes()); // MF, offset 1480
@@ -504,7 +501,10 @@ mod tests {
         p.set_protocol(PROTO_TCP);
         p.fill_checksum();
         assert!(p.verify_checksum());
-        assert_eq!((p.dscp_ecn(), p.ident(), p.protocol()), (0xc0, 7, PROTO_TCP));
+        assert_eq!(
+            (p.dscp_ecn(), p.ident(), p.protocol()),
+            (0xc0, 7, PROTO_TCP)
+        );
         p.payload_mut()[0] = 9;
         assert_eq!(p.payload()[0], 9);
     }

@@ -7,8 +7,8 @@
 //! AH headers, at most [`MAX_EXT_HEADERS`] of them, never reading past `40 + payload_len`,
 //! and stops at ESP, no-next-header, or a non-first fragment.
 
-pub use super::Error;
 use super::checksum;
+pub use super::Error;
 use super::{array, be16, be32, byte, need_space, put16, put32, put_byte, put_bytes};
 use std::net::Ipv6Addr;
 
@@ -534,7 +534,10 @@ mod tests {
         p.set_traffic_class(0xc0);
         p.set_flow_label(0xfffff);
         p.set_traffic_class(0x12);
-        assert_eq!((p.version(), p.traffic_class(), p.flow_label()), (6, 0x12, 0xfffff));
+        assert_eq!(
+            (p.version(), p.traffic_class(), p.flow_label()),
+            (6, 0x12, 0xfffff)
+        );
         p.set_flow_label(0x12345);
         assert_eq!((p.traffic_class(), p.flow_label()), (0x12, 0x12345));
         p.set_hop_limit(255);

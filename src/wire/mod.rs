@@ -140,7 +140,14 @@ mod fuzz {
     fn exercise(data: &[u8]) {
         let mut buf = data.to_vec();
         if let Ok(mut f) = ethernet::Frame::new_checked(&mut buf[..]) {
-            let _ = (f.dst(), f.src(), f.vlan(), f.tci(), f.ethertype(), f.header_len());
+            let _ = (
+                f.dst(),
+                f.src(),
+                f.vlan(),
+                f.tci(),
+                f.ethertype(),
+                f.header_len(),
+            );
             let _ = (f.outer_ethertype(), f.is_tagged(), f.payload().len());
             f.set_dst([1; 6]);
             f.set_src([2; 6]);
@@ -150,7 +157,13 @@ mod fuzz {
         }
         let mut buf = data.to_vec();
         if let Ok(mut p) = arp::Packet::new_checked(&mut buf[..]) {
-            let _ = (p.op(), p.sender_hw(), p.sender_ip(), p.target_hw(), p.target_ip());
+            let _ = (
+                p.op(),
+                p.sender_hw(),
+                p.sender_ip(),
+                p.target_hw(),
+                p.target_ip(),
+            );
             let _ = (p.sender_ipv4(), p.target_ipv4(), p.is_gratuitous());
             p.set_op(2);
             p.set_target_ip([1, 2, 3, 4]);
@@ -176,9 +189,19 @@ mod fuzz {
         }
         let mut buf = data.to_vec();
         if let Ok(mut p) = ipv6::Packet::new_checked(&mut buf[..]) {
-            let _ = (p.version(), p.traffic_class(), p.flow_label(), p.payload_len());
+            let _ = (
+                p.version(),
+                p.traffic_class(),
+                p.flow_label(),
+                p.payload_len(),
+            );
             let _ = (p.next_header(), p.hop_limit(), p.src_addr(), p.dst_addr());
-            let _ = (p.src_ipv6(), p.dst_ipv6(), p.payload().len(), p.pseudo_sum(6, 9));
+            let _ = (
+                p.src_ipv6(),
+                p.dst_ipv6(),
+                p.payload().len(),
+                p.pseudo_sum(6, 9),
+            );
             if let Ok(u) = p.upper_layer() {
                 assert!(u.offset <= p.total_len());
                 let _ = p.data_from(u.offset).len();
@@ -194,8 +217,22 @@ mod fuzz {
         let mut buf = data.to_vec();
         if let Ok(mut p) = tcp::Packet::new_checked(&mut buf[..]) {
             let _ = (p.src_port(), p.dst_port(), p.seq_number(), p.ack_number());
-            let _ = (p.header_len(), p.flags(), p.syn(), p.ack(), p.fin(), p.rst(), p.psh());
-            let _ = (p.window(), p.checksum(), p.urgent(), p.options().len(), p.payload());
+            let _ = (
+                p.header_len(),
+                p.flags(),
+                p.syn(),
+                p.ack(),
+                p.fin(),
+                p.rst(),
+                p.psh(),
+            );
+            let _ = (
+                p.window(),
+                p.checksum(),
+                p.urgent(),
+                p.options().len(),
+                p.payload(),
+            );
             let _ = p.verify_checksum_v6([1; 16], [2; 16]);
             if data.len() <= 0xffff {
                 p.fill_checksum_v4([1; 4], [2; 4]);
@@ -207,7 +244,13 @@ mod fuzz {
         let _ = tcp::ports(data);
         let mut buf = data.to_vec();
         if let Ok(mut p) = udp::Packet::new_checked(&mut buf[..]) {
-            let _ = (p.src_port(), p.dst_port(), p.len(), p.is_empty(), p.checksum());
+            let _ = (
+                p.src_port(),
+                p.dst_port(),
+                p.len(),
+                p.is_empty(),
+                p.checksum(),
+            );
             let _ = p.payload().len();
             p.fill_checksum_v6([3; 16], [4; 16]);
             assert!(p.verify_checksum_v6([3; 16], [4; 16]));
@@ -241,8 +284,19 @@ mod fuzz {
                 vrrp::Packet::new_checked(&mut buf[..])
             };
             if let Ok(mut p) = r {
-                let _ = (p.version(), p.kind(), p.vrid(), p.priority(), p.addr_count());
-                let _ = (p.auth_type(), p.advert_interval_cs(), p.checksum(), p.auth_data());
+                let _ = (
+                    p.version(),
+                    p.kind(),
+                    p.vrid(),
+                    p.priority(),
+                    p.addr_count(),
+                );
+                let _ = (
+                    p.auth_type(),
+                    p.advert_interval_cs(),
+                    p.checksum(),
+                    p.auth_data(),
+                );
                 let n4 = p.addresses_v4().count();
                 let n6 = p.addresses_v6().count();
                 if v6 {
@@ -259,9 +313,17 @@ mod fuzz {
         // Unchecked views must not panic either.
         let _ = all_ipv4(&ipv4::Packet::new_unchecked(&mut data.to_vec()[..]));
         let v = vrrp::Packet::new_unchecked(data);
-        let _ = (v.addresses_v4().count(), v.addresses_v6().count(), v.auth_data());
+        let _ = (
+            v.addresses_v4().count(),
+            v.addresses_v6().count(),
+            v.auth_data(),
+        );
         let t = tcp::Packet::new_unchecked(data);
-        let _ = (t.options().len(), t.payload().len(), t.verify_checksum_v4([0; 4], [0; 4]));
+        let _ = (
+            t.options().len(),
+            t.payload().len(),
+            t.verify_checksum_v4([0; 4], [0; 4]),
+        );
         let f = ethernet::Frame::new_unchecked(data);
         let _ = (f.ethertype(), f.payload().len(), f.vlan());
         let _ = ipv6::Packet::new_unchecked(data).upper_layer();

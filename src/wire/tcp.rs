@@ -6,8 +6,8 @@
 //! covers. Naming follows smoltcp: `seq_number`/`ack_number` are the sequence fields,
 //! `syn()`/`ack()`/... the flags.
 
-pub use super::Error;
 use super::checksum;
+pub use super::Error;
 use super::{be16, be32, byte, put16, put32, put_byte};
 
 pub const HEADER_LEN: usize = 20;
@@ -155,10 +155,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
 
     #[inline]
     pub fn payload(&self) -> &[u8] {
-        self.buffer
-            .as_ref()
-            .get(self.header_len()..)
-            .unwrap_or(&[])
+        self.buffer.as_ref().get(self.header_len()..).unwrap_or(&[])
     }
 
     /// Verifies the checksum with the IPv4 pseudo-header. False if the segment is longer
@@ -280,7 +277,9 @@ mod tests {
         assert!(p.verify_checksum_v4(S4, D4));
         assert!(!p.verify_checksum_v4(S4, [192, 168, 5, 189]));
         // Cross-check against etherparse's checksum.
-        let h = etherparse::TcpHeaderSlice::from_slice(&b).unwrap().to_header();
+        let h = etherparse::TcpHeaderSlice::from_slice(&b)
+            .unwrap()
+            .to_header();
         assert_eq!(
             h.calc_checksum_ipv4_raw(S4, D4, b"hello").unwrap(),
             u16::from_be_bytes([b[16], b[17]])

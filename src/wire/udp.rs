@@ -5,9 +5,9 @@
 //! over IPv6 it is invalid (RFC 8200 §8.1). The fill functions write 0xffff for a
 //! computed zero.
 
+use super::checksum;
 pub use super::tcp::ports;
 pub use super::Error;
-use super::checksum;
 use super::{be16, put16};
 
 pub const HEADER_LEN: usize = 8;
@@ -144,7 +144,8 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
     #[inline]
     pub fn fill_checksum_v4(&mut self, src: [u8; 4], dst: [u8; 4]) {
         self.set_checksum(0);
-        let s = checksum::pseudo_v4(src, dst, PROTO_UDP, self.len()) + checksum::sum(self.datagram());
+        let s =
+            checksum::pseudo_v4(src, dst, PROTO_UDP, self.len()) + checksum::sum(self.datagram());
         self.set_checksum(nonzero(checksum::finish(s)));
     }
 
@@ -201,12 +202,17 @@ mod tests {
         assert_eq!(p.payload(), b"abc");
         assert!(!p.is_empty());
         assert!(p.verify_checksum_v4(S4, D4), "zero = no checksum over IPv4");
-        assert!(!p.verify_checksum_v6([1; 16], [2; 16]), "zero is invalid over IPv6");
+        assert!(
+            !p.verify_checksum_v6([1; 16], [2; 16]),
+            "zero is invalid over IPv6"
+        );
         p.fill_checksum_v4(S4, D4);
         assert_ne!(p.checksum(), 0);
         assert!(p.verify_checksum_v4(S4, D4));
         assert!(!p.verify_checksum_v4(S4, S4));
-        let h = etherparse::UdpHeaderSlice::from_slice(&b).unwrap().to_header();
+        let h = etherparse::UdpHeaderSlice::from_slice(&b)
+            .unwrap()
+            .to_header();
         assert_eq!(
             h.calc_checksum_ipv4_raw(S4, D4, b"abc").unwrap(),
             u16::from_be_bytes([b[6], b[7]])

@@ -11,8 +11,8 @@
 //! (keepalived's default; `vrrp_v3_checksum_as_v2` is the v2 rule applied to v3, which
 //! [`VrrpRepr::emit`] produces when given no pseudo-header).
 
-pub use super::Error;
 use super::checksum;
+pub use super::Error;
 use super::{array, be16, byte, need_space, put16, put_byte, put_bytes};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -205,17 +205,15 @@ impl<T: AsRef<[u8]>> Packet<T> {
         let Ok(len) = u16::try_from(b.len()) else {
             return false;
         };
-        checksum::fold(checksum::pseudo_v4(src, dst, PROTO_VRRP, len) + checksum::sum(b))
-            == 0xffff
+        checksum::fold(checksum::pseudo_v4(src, dst, PROTO_VRRP, len) + checksum::sum(b)) == 0xffff
     }
 
     /// v3 over IPv6: the checksum includes the IPv6 pseudo-header.
     #[inline]
     pub fn verify_checksum_v3_v6(&self, src: [u8; 16], dst: [u8; 16]) -> bool {
         let b = self.buffer.as_ref();
-        checksum::fold(
-            checksum::pseudo_v6(src, dst, PROTO_VRRP, b.len() as u32) + checksum::sum(b),
-        ) == 0xffff
+        checksum::fold(checksum::pseudo_v6(src, dst, PROTO_VRRP, b.len() as u32) + checksum::sum(b))
+            == 0xffff
     }
 }
 
@@ -382,8 +380,8 @@ mod tests {
 
     /// The VRRPv2 advert from vrrp_v2.pcap: lb2, VRID 51, prio 100, 1 s, VIP 10.99.0.100.
     const V2: [u8; 20] = [
-        0x21, 0x33, 0x64, 0x01, 0x00, 0x01, 0x70, 0x03, 0x0a, 0x63, 0x00, 0x64, 0, 0, 0, 0, 0,
-        0, 0, 0,
+        0x21, 0x33, 0x64, 0x01, 0x00, 0x01, 0x70, 0x03, 0x0a, 0x63, 0x00, 0x64, 0, 0, 0, 0, 0, 0,
+        0, 0,
     ];
     const LB2: [u8; 4] = [10, 99, 0, 3];
 
@@ -485,7 +483,9 @@ mod tests {
         // Reserved bits do not leak into the interval.
         buf[4] |= 0xf0;
         assert_eq!(
-            Packet::new_checked_v6(&buf[..n]).unwrap().advert_interval_cs(),
+            Packet::new_checked_v6(&buf[..n])
+                .unwrap()
+                .advert_interval_cs(),
             4095
         );
     }
@@ -506,15 +506,35 @@ mod tests {
         let mut buf = [0u8; 64];
         let bad = [
             VrrpRepr { version: 4, ..base },
-            VrrpRepr { advert_interval_cs: 150, ..base },
-            VrrpRepr { advert_interval_cs: 0, ..base },
-            VrrpRepr { advert_interval_cs: 25600, ..base },
+            VrrpRepr {
+                advert_interval_cs: 150,
+                ..base
+            },
+            VrrpRepr {
+                advert_interval_cs: 0,
+                ..base
+            },
+            VrrpRepr {
+                advert_interval_cs: 25600,
+                ..base
+            },
             VrrpRepr { addrs: &v6, ..base },
-            VrrpRepr { addrs: &mixed, version: 3, ..base },
-            VrrpRepr { version: 3, advert_interval_cs: 4096, ..base },
+            VrrpRepr {
+                addrs: &mixed,
+                version: 3,
+                ..base
+            },
+            VrrpRepr {
+                version: 3,
+                advert_interval_cs: 4096,
+                ..base
+            },
         ];
         for r in bad {
-            assert!(matches!(r.emit(&mut buf, None), Err(Error::Malformed(_))), "{r:?}");
+            assert!(
+                matches!(r.emit(&mut buf, None), Err(Error::Malformed(_))),
+                "{r:?}"
+            );
         }
         let r = VrrpRepr { version: 3, ..base };
         assert!(r.emit(&mut buf, Some((v6[0], v6[0]))).is_err());
@@ -523,7 +543,12 @@ mod tests {
             Err(Error::BufferTooSmall { need: 20, have: 19 })
         ));
         let many = vec![v4[0]; 256];
-        assert!(VrrpRepr { addrs: &many, ..base }.emit(&mut [0u8; 2000], None).is_err());
+        assert!(VrrpRepr {
+            addrs: &many,
+            ..base
+        }
+        .emit(&mut [0u8; 2000], None)
+        .is_err());
     }
 
     #[test]
@@ -533,11 +558,17 @@ mod tests {
         }
         let mut v = V2;
         v[0] = 0x11;
-        assert_eq!(Packet::new_checked(&v[..]), Err(Error::Malformed("vrrp version")));
+        assert_eq!(
+            Packet::new_checked(&v[..]),
+            Err(Error::Malformed("vrrp version"))
+        );
         v[0] = 0x41;
         assert!(Packet::new_checked(&v[..]).is_err());
         v[0] = 0x22;
-        assert_eq!(Packet::new_checked(&v[..]), Err(Error::Unsupported("vrrp type")));
+        assert_eq!(
+            Packet::new_checked(&v[..]),
+            Err(Error::Unsupported("vrrp type"))
+        );
         v[0] = 0x21;
         v[3] = 2; // count lies: 8 + 8 + 8 > 20
         assert_eq!(
