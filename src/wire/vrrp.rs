@@ -284,7 +284,7 @@ impl VrrpRepr<'_> {
         Ok(v6)
     }
 
-    /// The emitted length in bytes (0 if the repr is invalid).
+    /// The length [`VrrpRepr::emit`] writes (meaningful only for a valid repr).
     pub fn buffer_len(&self) -> usize {
         let v6 = self.addrs.first().is_some_and(|a| a.is_ipv6());
         let per = if v6 { 16 } else { 4 };
