@@ -10,7 +10,9 @@
 #                                     20/10), print who answered, and check that replies
 #                                     bypassed the director d1
 #   scripts/lab.sh demo [--keep]      up, run target/release/xlb in d1 with a generated
-#                                     config, traffic, SIGTERM xlb, down (unless --keep)
+#                                     config, traffic, SIGTERM xlb, down (unless --keep);
+#                                     env XLB_BIN runs another binary with xlb's command
+#                                     line (scripts/lab-fake-director.py: a Python stand-in)
 #
 # Env XLB_LAB: name prefix (default "xlb", [A-Za-z0-9_-], at most 10 characters), so
 # several labs can exist at once. Namespaces are "$XLB_LAB-<host>"; pid files, logs and
@@ -418,14 +420,17 @@ do_traffic() {
     for d in c.tx c.rx d1.rx d1.tx port-d1.tx port-d1.rx r1.tx r2.tx r3.tx; do
         printf '  %-11s %+d\n' "$d" $(($(counter "$after" "$d") - $(counter "$before" "$d")))
     done
-    local c_tx c_rx r_tx d_rx
+    local c_tx c_rx r_tx d_rx d_tx
     c_tx=$(($(counter "$after" c.tx) - $(counter "$before" c.tx)))
     c_rx=$(($(counter "$after" c.rx) - $(counter "$before" c.rx)))
+    # What the bridge port sends is what d1 receives, and the other way round.
     d_rx=$(($(counter "$after" port-d1.tx) - $(counter "$before" port-d1.tx)))
+    d_tx=$(($(counter "$after" port-d1.rx) - $(counter "$before" port-d1.rx)))
     r_tx=0
     for h in "${REALS[@]}"; do r_tx=$((r_tx + $(counter "$after" "$h.tx") - $(counter "$before" "$h.tx"))); done
-    echo "  client sent $c_tx and received $c_rx packets; the real servers sent $r_tx;"
-    echo "  the director's bridge port delivered $d_rx packets to d1 and carried $replies reply packets (tcp/80, udp/5353 from a server)"
+    echo "  the client sent $c_tx packets; the director d1 received $d_rx and sent $d_tx (the requests it forwarded)"
+    echo "  the client received $c_rx packets; the real servers sent $r_tx, straight to the client"
+    echo "  reply packets (tcp/80, udp/5353 from a server) on d1's bridge port: $replies"
     if ((replies == 0)); then
         echo "replies bypassed the director: none crossed its bridge port"
     else
@@ -488,7 +493,7 @@ demo_cleanup() {
 
 cmd_demo() {
     require_root
-    local arg bin=$ROOT/target/release/xlb cfg pid i ready=0 rc=0
+    local arg bin=${XLB_BIN:-$ROOT/target/release/xlb} cfg pid i ready=0 rc=0
     for arg in "$@"; do
         case $arg in
         --keep) DEMO_KEEP=1 ;;
@@ -498,11 +503,12 @@ cmd_demo() {
             ;;
         esac
     done
-    if [[ ! -x $bin ]]; then
+    if [[ -z ${XLB_BIN:-} && ! -x $bin ]]; then
         log "building xlb (cargo build --release)"
         command -v cargo >/dev/null || die "cargo not found: install Rust (https://rustup.rs) and run scripts/setup.sh"
         (cd "$ROOT" && cargo build --release)
     fi
+    [[ -x $bin ]] || die "$bin is not an executable"
     do_up
     DEMO_UP=1
     trap demo_cleanup EXIT
@@ -510,7 +516,7 @@ cmd_demo() {
 
     cfg=$RUN/xlb.yaml
     write_config "$cfg"
-    log "starting xlb in d1: $bin run --config $cfg (log $RUN/xlb.log)"
+    log "starting the director in d1: $bin run --config $cfg (log $RUN/xlb.log)"
     ip netns exec "$(ns d1)" "$bin" run --config "$cfg" </dev/null >"$RUN/xlb.log" 2>&1 &
     pid=$!
     echo "$pid" >"$RUN/xlb.pid"
@@ -518,7 +524,7 @@ cmd_demo() {
     for ((i = 0; i < 100; i++)); do
         if ! alive "$pid"; then
             wait "$pid" || rc=$?
-            echo "xlb exited (status $rc) before it served the VIP; its log:" >&2
+            echo "the director exited (status $rc) before it served the VIP; its log:" >&2
             tail -n 20 "$RUN/xlb.log" >&2
             exit 1
         fi
@@ -529,15 +535,15 @@ cmd_demo() {
         sleep 0.1
     done
     ((ready)) || {
-        echo "the VIP did not answer within 10 s; xlb's log:" >&2
+        echo "the VIP did not answer within 10 s; the director's log:" >&2
         tail -n 20 "$RUN/xlb.log" >&2
         exit 1
     }
-    log "xlb is serving $VIP4:80; sending requests from the client"
+    log "the director is serving $VIP4:80; sending requests from the client"
 
     do_traffic 20 10 || rc=1
 
-    log "stopping xlb (SIGTERM)"
+    log "stopping the director (SIGTERM)"
     kill -TERM "$pid" 2>/dev/null || true
     local xrc=0
     for ((i = 0; i < 50; i++)); do
@@ -545,13 +551,13 @@ cmd_demo() {
         sleep 0.1
     done
     if alive "$pid"; then
-        echo "xlb did not exit within 5 s of SIGTERM; killing it" >&2
+        echo "the director did not exit within 5 s of SIGTERM; killing it" >&2
         kill -KILL "$pid" 2>/dev/null || true
         rc=1
     fi
     wait "$pid" || xrc=$?
     rm -f "$RUN/xlb.pid"
-    log "xlb exited with status $xrc"
+    log "the director exited with status $xrc"
     ((xrc == 0)) || rc=1
     if ip -n "$(ns d1)" link show eth0 | grep -q 'prog/xdp'; then
         echo "an XDP program is still attached to d1's eth0" >&2

@@ -268,7 +268,7 @@ fn traffic_reports_who_answered_and_that_replies_bypassed_d1() {
     assert_eq!(stdout.matches("-> r1").count(), 6, "{stdout}");
     assert!(stdout.contains("  r1   6"), "{stdout}");
     assert!(stdout.contains("replies bypassed the director"), "{stdout}");
-    assert!(stdout.contains("carried 0 reply packets"), "{stdout}");
+    assert!(stdout.contains("on d1's bridge port: 0"), "{stdout}");
 
     // And the check has teeth: with the VIP pointed at d1 (which drops it: no VIP, no
     // forwarding) requests fail and traffic exits non-zero.
@@ -442,4 +442,92 @@ fn real_servers_answer_neither_arp_nor_ndp_for_the_vip() {
         neigh.contains(&format!("lladdr {}", mac("r2"))),
         "control: {neigh}"
     );
+}
+
+#[test]
+fn demo_runs_a_director_end_to_end_with_the_fake_director() {
+    if !require_root() {
+        return;
+    }
+    // The Lab guards the prefix: whatever demo leaves behind, Drop removes it.
+    let lab = Lab::up("demo_runs_a_director_end_to_end_with_the_fake_director");
+    let out = std::process::Command::new(common::script("lab.sh"))
+        .arg("demo")
+        .env("XLB_LAB", lab.prefix())
+        .env("XLB_BIN", common::script("lab-fake-director.py"))
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run lab.sh demo");
+    let stdout = text(&out);
+    assert!(
+        out.status.success(),
+        "demo failed: {stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // 20 IPv4 and 10 IPv6 requests, each answered by a real server, spread over them.
+    let answers: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.contains(" request "))
+        .map(|l| l.rsplit("-> ").next().unwrap_or(""))
+        .collect();
+    assert_eq!(answers.len(), 30, "{stdout}");
+    assert!(answers.iter().all(|a| REALS.contains(a)), "{stdout}");
+    let distinct: std::collections::HashSet<&&str> = answers.iter().collect();
+    assert!(
+        distinct.len() >= 2,
+        "one real server took everything: {stdout}"
+    );
+    assert!(
+        stdout.contains("reply packets (tcp/80, udp/5353 from a server) on d1's bridge port: 0"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("the director exited with status 0"),
+        "{stdout}"
+    );
+    // demo tore its lab down (no --keep).
+    for h in ALL_HOSTS {
+        assert!(
+            !Path::new("/run/netns").join(lab.netns(h)).exists(),
+            "{h} left behind"
+        );
+    }
+}
+
+#[test]
+fn a_lab_orphaned_by_a_dead_test_process_is_removed() {
+    if !require_root() {
+        return;
+    }
+    let name = "a_lab_orphaned_by_a_dead_test_process_is_removed";
+    // A lab whose owner file names this test and a process that cannot exist
+    // (above the kernel's pid_max limit of 2^22).
+    let orphan = "o9x7q";
+    let lab_sh = |args: &[&str]| {
+        std::process::Command::new(common::script("lab.sh"))
+            .args(args)
+            .env("XLB_LAB", orphan)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("run lab.sh")
+    };
+    let out = lab_sh(&["up"]);
+    assert!(out.status.success(), "{}", text(&out));
+    std::fs::write(
+        format!("/tmp/{orphan}/xlb-test-owner"),
+        format!("99999999\n{name}\n"),
+    )
+    .expect("owner file");
+    let lab = Lab::up(name);
+    let gone = ALL_HOSTS.iter().all(|h| {
+        !Path::new("/run/netns")
+            .join(format!("{orphan}-{h}"))
+            .exists()
+    });
+    if !gone {
+        lab_sh(&["down"]);
+    }
+    assert!(gone, "the orphaned lab {orphan} was not removed");
+    assert!(!Path::new("/tmp").join(orphan).exists());
+    assert!(Path::new("/run/netns").join(lab.netns("c")).exists());
 }
