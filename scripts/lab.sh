@@ -129,7 +129,7 @@ pidfile_pid() {
     esac
     [[ $pid =~ ^[0-9]+$ && -r /proc/$pid/cmdline ]] || return 1
     alive "$pid" || return 1
-    tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qE "$what" || return 1
+    [[ $(tr '\0' ' ' <"/proc/$pid/cmdline") =~ $what ]] || return 1
     echo "$pid"
 }
 
@@ -172,7 +172,7 @@ do_down() {
     done
     stop_pids "${pids[@]}"
     for h in "${ALL_NS[@]}"; do
-        ns_exists "$h" && ip netns del "$(ns "$h")" 2>/dev/null || true
+        if ns_exists "$h"; then ip netns del "$(ns "$h")" 2>/dev/null || true; fi
     done
     rm -rf "$RUN"
 }
@@ -303,7 +303,7 @@ cmd_status() {
         else
             state=$(ip -n "$(ns "$h")" -br link show eth0 2>/dev/null | awk '{print $2}')
             addrs="eth0 $state $(ip -n "$(ns "$h")" -br addr show eth0 2>/dev/null | awk '{$1=$2=""; print}' | xargs)"
-            [[ -n $(ip -n "$(ns "$h")" link show eth0 2>/dev/null | grep -o 'prog/xdp[^ ]*') ]] && addrs+=" [xdp attached]"
+            [[ $(ip -n "$(ns "$h")" link show eth0 2>/dev/null) == *prog/xdp* ]] && addrs+=" [xdp attached]"
         fi
         printf '  %-3s %-12s %-12s %s\n' "$h" "$(ns "$h")" "${ROLE[$h]:-switch}" "$addrs"
     done
@@ -559,7 +559,7 @@ cmd_demo() {
     rm -f "$RUN/xlb.pid"
     log "the director exited with status $xrc"
     ((xrc == 0)) || rc=1
-    if ip -n "$(ns d1)" link show eth0 | grep -q 'prog/xdp'; then
+    if [[ $(ip -n "$(ns d1)" link show eth0) == *prog/xdp* ]]; then
         echo "an XDP program is still attached to d1's eth0" >&2
         rc=1
     fi

@@ -97,7 +97,9 @@ vip_present() {
 
 # True when lo holds any address besides the loopback ones (127/8, ::1): a VIP.
 any_vip_left() {
-    ip -o addr show dev lo | awk '{print $4}' | grep -Ev '^(127\.|::1/)' | grep -q .
+    local addrs
+    addrs=$(ip -o addr show dev lo | awk '$4 !~ /^(127\.|::1\/)/ {print $4}')
+    [[ -n $addrs ]]
 }
 
 set_arp_sysctls() {
