@@ -27,7 +27,10 @@ fn sh(args: &[&str]) -> bool {
 }
 
 fn must(args: &[&str]) {
-    let out = Command::new(args[0]).args(&args[1..]).output().expect(args[0]);
+    let out = Command::new(args[0])
+        .args(&args[1..])
+        .output()
+        .expect(args[0]);
     assert!(
         out.status.success(),
         "{args:?}: {}",
@@ -69,12 +72,22 @@ impl Lab {
         ] {
             for k in ["all", "default"] {
                 must(&[
-                    "ip", "netns", "exec", ns, "sysctl", "-qw",
+                    "ip",
+                    "netns",
+                    "exec",
+                    ns,
+                    "sysctl",
+                    "-qw",
                     &format!("net.ipv6.conf.{k}.accept_dad=0"),
                 ]);
             }
-            must(&["ip", "-n", &lab.sw, "link", "add", port, "type", "veth", "peer", "name", dev, "netns", ns]);
-            must(&["ip", "-n", &lab.sw, "link", "set", port, "master", "br0", "up"]);
+            must(&[
+                "ip", "-n", &lab.sw, "link", "add", port, "type", "veth", "peer", "name", dev,
+                "netns", ns,
+            ]);
+            must(&[
+                "ip", "-n", &lab.sw, "link", "set", port, "master", "br0", "up",
+            ]);
             must(&["ip", "-n", ns, "link", "set", "lo", "up"]);
             must(&["ip", "-n", ns, "addr", "add", v4, "dev", dev]);
             must(&["ip", "-n", ns, "addr", "add", v6, "dev", dev, "nodad"]);
@@ -106,6 +119,22 @@ impl Drop for Lab {
             sh(&["ip", "netns", "del", ns]);
         }
     }
+}
+
+fn link_local(ns: &str, dev: &str) -> String {
+    let out = Command::new("ip")
+        .args([
+            "-n", ns, "-6", "-o", "addr", "show", "dev", dev, "scope", "link",
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let addr = text
+        .split_whitespace()
+        .skip_while(|w| *w != "inet6")
+        .nth(1)
+        .unwrap();
+    addr.split('/').next().unwrap().to_string()
 }
 
 fn unsafe_geteuid() -> u32 {
@@ -278,7 +307,9 @@ fn xlb_pair(tag: &str, version: u8, v6: bool, interval: Duration) {
     let (tx, rx) = smpsc::channel();
     let ra = Router::new("a", &lab.a, tx.clone());
     let rb = Router::new("b", &lab.b, tx);
-    let vips: Vec<IpAddr> = vec![if v6 { "fd77::100" } else { "10.77.0.100" }.parse().unwrap()];
+    let vips: Vec<IpAddr> = vec![if v6 { "fd77::100" } else { "10.77.0.100" }
+        .parse()
+        .unwrap()];
     let dir = std::env::temp_dir().join(format!("xlb-vrrp-{tag}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let notify_file = dir.join("notify");
@@ -288,16 +319,7 @@ fn xlb_pair(tag: &str, version: u8, v6: bool, interval: Duration) {
     ia.notify.backup = Some(format!("echo >> {}", notify_file.display()));
     let ib = instance("lb2", "b0", version, 100, interval);
     let (a_ip, b_ip) = if v6 {
-        let ll = |ns: &str, dev: &str| {
-            let out = Command::new("ip")
-                .args(["-n", ns, "-6", "-o", "addr", "show", "dev", dev, "scope", "link"])
-                .output()
-                .unwrap();
-            let text = String::from_utf8_lossy(&out.stdout).to_string();
-            let addr = text.split_whitespace().skip_while(|w| *w != "inet6").nth(1).unwrap();
-            addr.split('/').next().unwrap().to_string()
-        };
-        (ll(&lab.a, "a0"), ll(&lab.b, "b0"))
+        (link_local(&lab.a, "a0"), link_local(&lab.b, "b0"))
     } else {
         ("10.77.0.2".to_string(), "10.77.0.3".to_string())
     };
@@ -308,7 +330,10 @@ fn xlb_pair(tag: &str, version: u8, v6: bool, interval: Duration) {
     let m = collect_until(&rx, long, |m| has(m, "a", State::Master));
     assert_eq!(
         events(&m, "a"),
-        vec![(State::Backup, "startup"), (State::Master, "master down interval expired")]
+        vec![
+            (State::Backup, "startup"),
+            (State::Master, "master down interval expired")
+        ]
     );
     // 2. b joins as backup and stays there.
     rb.start(&ib, &vips);
@@ -330,17 +355,25 @@ fn xlb_pair(tag: &str, version: u8, v6: bool, interval: Duration) {
         _ => None,
     });
     let [rx_a, tx_a, drops_a, garps_a] = stopped.expect("a's counters");
-    assert!(rx_a == 0 && tx_a > 3, "a heard nothing from b (backup), sent {tx_a}");
+    assert!(
+        rx_a == 0 && tx_a > 3,
+        "a heard nothing from b (backup), sent {tx_a}"
+    );
     assert_eq!(drops_a, 0);
     assert_eq!(garps_a, 5, "one burst of 5 at the transition");
 
     // 4. Restart of a: it preempts b.
     ra.start(&ia, &vips);
-    let m = collect_until(&rx, long, |m| has(m, "a", State::Master) && has(m, "b", State::Backup));
+    let m = collect_until(&rx, long, |m| {
+        has(m, "a", State::Master) && has(m, "b", State::Backup)
+    });
     let preempting = format!("preempting lower priority 100 from {b_ip}");
     assert_eq!(
         events(&m, "a"),
-        vec![(State::Backup, "startup"), (State::Master, preempting.as_str())]
+        vec![
+            (State::Backup, "startup"),
+            (State::Master, preempting.as_str())
+        ]
     );
     let higher = format!("higher priority 150 from {a_ip}");
     assert_eq!(events(&m, "b"), vec![(State::Backup, higher.as_str())]);
@@ -348,11 +381,21 @@ fn xlb_pair(tag: &str, version: u8, v6: bool, interval: Duration) {
     // 5. a loses its link: FAULT; b takes over after Master_Down_Interval. Link back: a
     //    restarts as backup and preempts again.
     must(&["ip", "-n", &lab.sw, "link", "set", "pa", "down"]);
-    let m = collect_until(&rx, long, |m| has(m, "a", State::Fault) && has(m, "b", State::Master));
-    assert_eq!(events(&m, "a"), vec![(State::Fault, "tracked interface a0 down")]);
-    assert_eq!(events(&m, "b"), vec![(State::Master, "master down interval expired")]);
+    let m = collect_until(&rx, long, |m| {
+        has(m, "a", State::Fault) && has(m, "b", State::Master)
+    });
+    assert_eq!(
+        events(&m, "a"),
+        vec![(State::Fault, "tracked interface a0 down")]
+    );
+    assert_eq!(
+        events(&m, "b"),
+        vec![(State::Master, "master down interval expired")]
+    );
     must(&["ip", "-n", &lab.sw, "link", "set", "pa", "up"]);
-    let m = collect_until(&rx, long, |m| has(m, "a", State::Master) && has(m, "b", State::Backup));
+    let m = collect_until(&rx, long, |m| {
+        has(m, "a", State::Master) && has(m, "b", State::Backup)
+    });
     assert_eq!(
         states(&events(&m, "a")),
         vec![State::Backup, State::Master],
@@ -404,4 +447,291 @@ fn xlb_pair_v3_ipv6_100ms() {
 #[test]
 fn xlb_pair_v2_ipv4_1s() {
     xlb_pair("2", 2, false, Duration::from_secs(1));
+}
+
+/// Real keepalived (VRRP-only mode) in a namespace, killed on drop.
+struct Keepalived {
+    vip: String,
+    child: Option<Child>,
+    ns: String,
+    conf: std::path::PathBuf,
+    dir: std::path::PathBuf,
+}
+
+impl Keepalived {
+    fn new(
+        ns: &str,
+        tag: &str,
+        version: u8,
+        priority: u8,
+        advert_int: &str,
+        vip: &str,
+    ) -> Keepalived {
+        let dir = std::env::temp_dir().join(format!("xlb-ka-{tag}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let conf = dir.join("keepalived.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "global_defs {{\n  router_id ka_{tag}\n}}\n\
+                 vrrp_instance VI_1 {{\n  state BACKUP\n  interface b0\n  virtual_router_id 51\n  \
+                 priority {priority}\n  advert_int {advert_int}\n  version {version}\n  \
+                 virtual_ipaddress {{\n    {vip}\n  }}\n}}\n"
+            ),
+        )
+        .unwrap();
+        let mut k = Keepalived {
+            vip: vip.to_string(),
+            child: None,
+            ns: ns.to_string(),
+            conf,
+            dir,
+        };
+        k.start();
+        k
+    }
+
+    fn start(&mut self) {
+        assert!(self.child.is_none());
+        let log = std::fs::File::create(self.dir.join("log")).unwrap();
+        let child = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &self.ns,
+                "keepalived",
+                "-n",
+                "-l",
+                "-D",
+                "-P",
+                "-f",
+            ])
+            .arg(&self.conf)
+            .arg("-p")
+            .arg(self.dir.join("pid"))
+            .arg("-r")
+            .arg(self.dir.join("vrrp.pid"))
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("keepalived");
+        self.child = Some(child);
+    }
+
+    /// Sends `sig` to the keepalived we started and waits (bounded) for it to exit.
+    fn stop(&mut self, sig: i32) {
+        let Some(mut child) = self.child.take() else {
+            return;
+        };
+        let vrrp_pid: Option<i32> = std::fs::read_to_string(self.dir.join("vrrp.pid"))
+            .ok()
+            .and_then(|s| s.trim().parse().ok());
+        // SAFETY: kill(2) on the pid of a child we spawned (and, for SIGKILL, its VRRP
+        // child whose pid keepalived wrote to our pidfile).
+        unsafe {
+            if sig == libc::SIGKILL {
+                if let Some(p) = vrrp_pid {
+                    libc::kill(p, sig);
+                }
+            }
+            libc::kill(child.id() as i32, sig);
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while child.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+
+    fn has_vip(&self) -> bool {
+        let out = Command::new("ip")
+            .args(["-n", &self.ns, "-o", "addr", "show", "dev", "b0"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).contains(&format!("{} ", self.vip))
+    }
+
+    fn wait_vip(&self, want: bool, limit: Duration) {
+        let deadline = Instant::now() + limit;
+        while self.has_vip() != want {
+            assert!(
+                Instant::now() < deadline,
+                "keepalived VIP present={} never became {want}; log:\n{}",
+                self.has_vip(),
+                std::fs::read_to_string(self.dir.join("log")).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Keepalived {
+    fn drop(&mut self) {
+        self.stop(libc::SIGTERM);
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn keepalived_present() -> bool {
+    sh(&["keepalived", "--version"])
+}
+
+/// xlb (a, priority 150) against keepalived (b, priority 100): xlb preempts keepalived,
+/// keepalived takes over on xlb's shutdown, xlb preempts again on restart.
+fn interop_xlb_high(tag: &str, version: u8, v6: bool, interval: Duration, advert_int: &str) {
+    if !keepalived_present() {
+        eprintln!("SKIP: keepalived not installed");
+        return;
+    }
+    let Some(lab) = Lab::new(tag) else { return };
+    let (tx, rx) = smpsc::channel();
+    let ra = Router::new("a", &lab.a, tx);
+    let (vip, vip_cidr) = if v6 {
+        ("fd77::100", "fd77::100/128")
+    } else {
+        ("10.77.0.100", "10.77.0.100/32")
+    };
+    let vips: Vec<IpAddr> = vec![vip.parse().unwrap()];
+    let ia = instance("lb1", "a0", version, 150, interval);
+    let long = interval * 40 + Duration::from_secs(5);
+    let b_ip = if v6 {
+        link_local(&lab.b, "b0")
+    } else {
+        "10.77.0.3".to_string()
+    };
+    let ka = Keepalived::new(&lab.b, tag, version, 100, advert_int, vip_cidr);
+    ka.wait_vip(true, long); // keepalived alone is master
+
+    ra.start(&ia, &vips);
+    let m = collect_until(&rx, long, |m| has(m, "a", State::Master));
+    assert_eq!(
+        events(&m, "a"),
+        vec![
+            (State::Backup, "startup"),
+            (
+                State::Master,
+                format!("preempting lower priority 100 from {b_ip}").as_str()
+            )
+        ]
+    );
+    ka.wait_vip(false, long); // keepalived went back to backup
+
+    ra.stop();
+    let m = collect_until(&rx, long, |m| {
+        m.iter().any(|x| matches!(x, Msg::Stopped("a", _)))
+    });
+    assert_eq!(events(&m, "a"), vec![(State::Initialize, "shutdown")]);
+    if let Some(Msg::Stopped(_, [rx_n, _, drops, _])) =
+        m.iter().find(|x| matches!(x, Msg::Stopped(..)))
+    {
+        assert!(*rx_n > 0, "xlb accepted keepalived's adverts");
+        assert_eq!(*drops, 0, "xlb dropped none of keepalived's adverts");
+    }
+    ka.wait_vip(true, long); // keepalived took over
+
+    ra.start(&ia, &vips);
+    let m = collect_until(&rx, long, |m| has(m, "a", State::Master));
+    assert_eq!(states(&events(&m, "a")), vec![State::Backup, State::Master]);
+    ka.wait_vip(false, long);
+}
+
+/// keepalived (b, priority 150) against xlb (a, priority 100): xlb stays backup, takes
+/// over on keepalived's SIGTERM (priority 0) and SIGKILL (silence), yields on restart.
+fn interop_keepalived_high(tag: &str, version: u8, v6: bool, interval: Duration, advert_int: &str) {
+    if !keepalived_present() {
+        eprintln!("SKIP: keepalived not installed");
+        return;
+    }
+    let Some(lab) = Lab::new(tag) else { return };
+    let (tx, rx) = smpsc::channel();
+    let ra = Router::new("a", &lab.a, tx);
+    let (vip, vip_cidr) = if v6 {
+        ("fd77::100", "fd77::100/128")
+    } else {
+        ("10.77.0.100", "10.77.0.100/32")
+    };
+    let vips: Vec<IpAddr> = vec![vip.parse().unwrap()];
+    let ia = instance("lb2", "a0", version, 100, interval);
+    let long = interval * 40 + Duration::from_secs(5);
+    let b_ip = if v6 {
+        link_local(&lab.b, "b0")
+    } else {
+        "10.77.0.3".to_string()
+    };
+    let mut ka = Keepalived::new(&lab.b, tag, version, 150, advert_int, vip_cidr);
+    ka.wait_vip(true, long);
+
+    ra.start(&ia, &vips);
+    let mut m = collect_until(&rx, long, |m| has(m, "a", State::Backup));
+    m.extend(drain(&rx, interval * 10));
+    assert_eq!(events(&m, "a"), vec![(State::Backup, "startup")]);
+
+    ka.stop(libc::SIGTERM);
+    let m = collect_until(&rx, long, |m| has(m, "a", State::Master));
+    assert_eq!(
+        events(&m, "a"),
+        vec![(
+            State::Master,
+            format!("master {b_ip} sent priority 0, skew time expired").as_str()
+        )]
+    );
+
+    ka.start();
+    let m = collect_until(&rx, long, |m| has(m, "a", State::Backup));
+    assert_eq!(
+        events(&m, "a"),
+        vec![(
+            State::Backup,
+            format!("higher priority 150 from {b_ip}").as_str()
+        )]
+    );
+    ka.wait_vip(true, long);
+
+    ka.stop(libc::SIGKILL);
+    let m = collect_until(&rx, long, |m| has(m, "a", State::Master));
+    assert_eq!(
+        events(&m, "a"),
+        vec![(State::Master, "master down interval expired")]
+    );
+    ra.stop();
+    let m = collect_until(&rx, long, |m| {
+        m.iter().any(|x| matches!(x, Msg::Stopped("a", _)))
+    });
+    if let Some(Msg::Stopped(_, [rx_n, _, drops, _])) =
+        m.iter().find(|x| matches!(x, Msg::Stopped(..)))
+    {
+        assert!(*rx_n > 0, "xlb accepted keepalived's adverts");
+        assert_eq!(*drops, 0, "xlb dropped none of keepalived's adverts");
+    }
+}
+
+#[test]
+fn keepalived_interop_v3_xlb_master() {
+    interop_xlb_high("k3x", 3, false, Duration::from_millis(100), "0.1");
+}
+
+#[test]
+fn keepalived_interop_v3_keepalived_master() {
+    interop_keepalived_high("k3k", 3, false, Duration::from_millis(100), "0.1");
+}
+
+#[test]
+fn keepalived_interop_v2_xlb_master() {
+    interop_xlb_high("k2x", 2, false, Duration::from_secs(1), "1");
+}
+
+#[test]
+fn keepalived_interop_v2_keepalived_master() {
+    interop_keepalived_high("k2k", 2, false, Duration::from_secs(1), "1");
+}
+
+#[test]
+fn keepalived_interop_v3_ipv6_xlb_master() {
+    interop_xlb_high("k6x", 3, true, Duration::from_millis(100), "0.1");
+}
+
+#[test]
+fn keepalived_interop_v3_ipv6_keepalived_master() {
+    interop_keepalived_high("k6k", 3, true, Duration::from_millis(100), "0.1");
 }

@@ -172,9 +172,7 @@ pub fn check_advert(
     }
     let ok = match (version, v4) {
         (2, _) => verifies(0, vrrp),
-        (_, true) => {
-            verifies(pseudo(src, dst, PROTO_VRRP, vrrp.len()), vrrp) || verifies(0, vrrp)
-        }
+        (_, true) => verifies(pseudo(src, dst, PROTO_VRRP, vrrp.len()), vrrp) || verifies(0, vrrp),
         (_, false) => verifies(pseudo(src, dst, PROTO_VRRP, vrrp.len()), vrrp),
     };
     if !ok {
@@ -362,11 +360,17 @@ mod tests {
         let vips = [ip("10.99.0.100")];
         let got = build_advert(&spec(2, &vips, "10.99.0.3", "224.0.0.18"));
         let want = [
-            0x21, 0x33, 0x64, 0x01, 0x00, 0x01, 0x70, 0x03, 0x0a, 0x63, 0x00, 0x64, 0, 0, 0, 0,
-            0, 0, 0, 0,
+            0x21, 0x33, 0x64, 0x01, 0x00, 0x01, 0x70, 0x03, 0x0a, 0x63, 0x00, 0x64, 0, 0, 0, 0, 0,
+            0, 0, 0,
         ];
         assert_eq!(got, want);
-        let a = check_advert(&got, ip("10.99.0.3"), ip("224.0.0.18"), 255, &expect(2, &vips));
+        let a = check_advert(
+            &got,
+            ip("10.99.0.3"),
+            ip("224.0.0.18"),
+            255,
+            &expect(2, &vips),
+        );
         assert_eq!(a.unwrap().priority, 100);
     }
 
@@ -388,16 +392,63 @@ mod tests {
         as_v2.pseudo_header = false;
         let plain = build_advert(&as_v2);
         assert_ne!(plain, good);
-        assert!(check_advert(&plain, s, d, 255, &e).is_ok(), "v3/IPv4 without pseudo-header");
+        assert!(
+            check_advert(&plain, s, d, 255, &e).is_ok(),
+            "v3/IPv4 without pseudo-header"
+        );
         let cases: Vec<(&str, Vec<u8>, u8, Expect, DropReason)> = vec![
             ("ttl 64", good.clone(), 64, e, DropReason::BadTtl),
             ("short", good[..7].to_vec(), 255, e, DropReason::Truncated),
-            ("count beyond end", good[..10].to_vec(), 255, e, DropReason::Truncated),
-            ("version", good.clone(), 255, Expect { version: 2, ..e }, DropReason::BadVersion),
-            ("type", { let mut p = good.clone(); p[0] = 0x32; p }, 255, e, DropReason::BadType),
-            ("checksum", { let mut p = good.clone(); p[2] = 99; p }, 255, e, DropReason::BadChecksum),
-            ("vrid", good.clone(), 255, Expect { vrid: 52, ..e }, DropReason::WrongVrid),
-            ("addresses", good.clone(), 255, Expect { vips: &[], ..e }, DropReason::AddressMismatch),
+            (
+                "count beyond end",
+                good[..10].to_vec(),
+                255,
+                e,
+                DropReason::Truncated,
+            ),
+            (
+                "version",
+                good.clone(),
+                255,
+                Expect { version: 2, ..e },
+                DropReason::BadVersion,
+            ),
+            (
+                "type",
+                {
+                    let mut p = good.clone();
+                    p[0] = 0x32;
+                    p
+                },
+                255,
+                e,
+                DropReason::BadType,
+            ),
+            (
+                "checksum",
+                {
+                    let mut p = good.clone();
+                    p[2] = 99;
+                    p
+                },
+                255,
+                e,
+                DropReason::BadChecksum,
+            ),
+            (
+                "vrid",
+                good.clone(),
+                255,
+                Expect { vrid: 52, ..e },
+                DropReason::WrongVrid,
+            ),
+            (
+                "addresses",
+                good.clone(),
+                255,
+                Expect { vips: &[], ..e },
+                DropReason::AddressMismatch,
+            ),
         ];
         for (what, pkt, ttl, exp, want) in cases {
             assert_eq!(check_advert(&pkt, s, d, ttl, &exp), Err(want), "{what}");
@@ -413,14 +464,32 @@ mod tests {
         let pkt = build_advert(&sp);
         assert_eq!(pkt[4], 1);
         assert_eq!(&pkt[12..20], b"secret\0\0");
-        let e = Expect { auth: Some(auth_data("secret")), ..expect(2, &vips) };
+        let e = Expect {
+            auth: Some(auth_data("secret")),
+            ..expect(2, &vips)
+        };
         assert!(check_advert(&pkt, s, d, 255, &e).is_ok());
-        let wrong = Expect { auth: Some(auth_data("other")), ..e };
-        assert_eq!(check_advert(&pkt, s, d, 255, &wrong), Err(DropReason::AuthMismatch));
+        let wrong = Expect {
+            auth: Some(auth_data("other")),
+            ..e
+        };
+        assert_eq!(
+            check_advert(&pkt, s, d, 255, &wrong),
+            Err(DropReason::AuthMismatch)
+        );
         let none = Expect { auth: None, ..e };
-        assert_eq!(check_advert(&pkt, s, d, 255, &none), Err(DropReason::AuthMismatch));
-        let slow = Expect { interval_cs: 200, ..e };
-        assert_eq!(check_advert(&pkt, s, d, 255, &slow), Err(DropReason::IntervalMismatch));
+        assert_eq!(
+            check_advert(&pkt, s, d, 255, &none),
+            Err(DropReason::AuthMismatch)
+        );
+        let slow = Expect {
+            interval_cs: 200,
+            ..e
+        };
+        assert_eq!(
+            check_advert(&pkt, s, d, 255, &slow),
+            Err(DropReason::IntervalMismatch)
+        );
         assert_eq!(auth_data("longerthan8"), *b"longerth");
     }
 
@@ -455,7 +524,11 @@ mod tests {
                     .collect();
                 for v in [2, 3] {
                     let vrid = pkt.get(1).copied().unwrap_or(0);
-                    let e = Expect { version: v, vrid, ..expect(v, &vips) };
+                    let e = Expect {
+                        version: v,
+                        vrid,
+                        ..expect(v, &vips)
+                    };
                     assert!(check_advert(&pkt, ip("10.0.0.1"), ip("224.0.0.18"), 255, &e).is_err());
                     assert!(check_advert(&pkt, ip("fe80::1"), ip("ff02::12"), 255, &e).is_err());
                     checked += 2;
@@ -468,12 +541,18 @@ mod tests {
         let e = expect(3, &v4);
         let (s, d) = (ip("10.99.0.3"), ip("224.0.0.18"));
         for cut in 0..good.len() {
-            assert_eq!(check_advert(&good[..cut], s, d, 255, &e), Err(DropReason::Truncated));
+            assert_eq!(
+                check_advert(&good[..cut], s, d, 255, &e),
+                Err(DropReason::Truncated)
+            );
         }
         for i in 0..good.len() {
             let mut p = good.clone();
             p[i] ^= 0xff;
-            assert!(check_advert(&p, s, d, 255, &e).is_err(), "byte {i} flipped accepted");
+            assert!(
+                check_advert(&p, s, d, 255, &e).is_err(),
+                "byte {i} flipped accepted"
+            );
         }
     }
 }

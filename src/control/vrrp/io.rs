@@ -168,17 +168,7 @@ pub fn instance_is_ipv4(instance: &VrrpInstance, vips: &[IpAddr]) -> bool {
         .unicast_src_ip
         .or_else(|| instance.unicast_peers.first().copied())
         .or_else(|| vips.first().copied())
-        .is_none_or_v4()
-}
-
-trait V4Default {
-    fn is_none_or_v4(self) -> bool;
-}
-
-impl V4Default for Option<IpAddr> {
-    fn is_none_or_v4(self) -> bool {
-        self.map_or(true, |a| a.is_ipv4())
-    }
+        .map_or(true, |a| a.is_ipv4())
 }
 
 fn interval_cs(instance: &VrrpInstance) -> u16 {
@@ -243,8 +233,8 @@ impl Runner {
             .copied()
             .filter(|p| p.is_ipv4() == v4)
             .collect();
-        let socks = Sockets::open(&ifname, ifindex, mac, src, peers)
-            .map_err(sock_err("VRRP sockets"))?;
+        let socks =
+            Sockets::open(&ifname, ifindex, mac, src, peers).map_err(sock_err("VRRP sockets"))?;
         let family_vips: Vec<IpAddr> = vips.iter().copied().filter(|v| v.is_ipv4() == v4).collect();
         let machine = Machine::new(MachineConfig {
             version: instance.version,
@@ -403,7 +393,8 @@ impl Runner {
                         State::Master => {
                             self.send_garps();
                             let delay = self.cfg.garp_master_refresh_delay;
-                            self.garp_refresh_at = (!delay.is_zero()).then(|| Instant::now() + delay);
+                            self.garp_refresh_at =
+                                (!delay.is_zero()).then(|| Instant::now() + delay);
                         }
                         _ => self.garp_refresh_at = None,
                     }
@@ -508,12 +499,18 @@ fn run_notify(cmd: &str, name: &str, state: State, priority: u8) {
             tokio::spawn(async move {
                 match child.wait().await {
                     Ok(st) if st.success() => {}
-                    Ok(st) => tracing::warn!(instance = %name, %state, status = %st, "notify script failed"),
-                    Err(e) => tracing::warn!(instance = %name, %state, error = %e, "notify script wait failed"),
+                    Ok(st) => {
+                        tracing::warn!(instance = %name, %state, status = %st, "notify script failed")
+                    }
+                    Err(e) => {
+                        tracing::warn!(instance = %name, %state, error = %e, "notify script wait failed")
+                    }
                 }
             });
         }
-        Err(e) => tracing::warn!(instance = %name, %state, error = %e, "notify script did not start"),
+        Err(e) => {
+            tracing::warn!(instance = %name, %state, error = %e, "notify script did not start")
+        }
     }
 }
 
@@ -559,9 +556,19 @@ impl Sockets {
             sys::set_int(&rx, libc::IPPROTO_IPV6, libc::IPV6_RECVPKTINFO, 1)?;
             sys::set_int(&tx, libc::IPPROTO_IPV6, libc::IPV6_MULTICAST_HOPS, 255)?;
             sys::set_int(&tx, libc::IPPROTO_IPV6, libc::IPV6_UNICAST_HOPS, 255)?;
-            sys::set_int(&tx, libc::IPPROTO_IPV6, libc::IPV6_TCLASS, i32::from(codec::TOS))?;
+            sys::set_int(
+                &tx,
+                libc::IPPROTO_IPV6,
+                libc::IPV6_TCLASS,
+                i32::from(codec::TOS),
+            )?;
             sys::set_int(&tx, libc::IPPROTO_IPV6, libc::IPV6_MULTICAST_LOOP, 0)?;
-            sys::set_int(&tx, libc::IPPROTO_IPV6, libc::IPV6_MULTICAST_IF, ifindex as i32)?;
+            sys::set_int(
+                &tx,
+                libc::IPPROTO_IPV6,
+                libc::IPV6_MULTICAST_IF,
+                ifindex as i32,
+            )?;
         }
         // The send socket would also queue unicast adverts to `src`: keep its buffer small.
         sys::set_int(&tx, libc::SOL_SOCKET, libc::SO_RCVBUF, 256)?;
@@ -591,8 +598,9 @@ impl Sockets {
             let r = if self.src.is_ipv4() {
                 sys::recv(fd, &mut buf).map(|n| parse_ipv4(&buf[..n]))
             } else {
-                sys::recv_v6(fd, &mut buf)
-                    .map(|(n, src, dst, hops)| Some((IpAddr::V6(src), IpAddr::V6(dst), hops, buf[..n].to_vec())))
+                sys::recv_v6(fd, &mut buf).map(|(n, src, dst, hops)| {
+                    Some((IpAddr::V6(src), IpAddr::V6(dst), hops, buf[..n].to_vec()))
+                })
             };
             match r {
                 Ok(Some(p)) => out.push(p),
@@ -676,7 +684,8 @@ mod sys {
 
     fn ioctl_socket() -> io::Result<OwnedFd> {
         // SAFETY: plain socket(2) call; the result is checked before use.
-        let fd = cvt(unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) })?;
+        let fd =
+            cvt(unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) })?;
         // SAFETY: `fd` is a fresh descriptor we own.
         Ok(unsafe { OwnedFd::from_raw_fd(fd) })
     }
@@ -734,7 +743,9 @@ mod sys {
             if v4 && family == libc::AF_INET {
                 // SAFETY: family AF_INET means the address is a sockaddr_in.
                 let sin = unsafe { &*(ifa.ifa_addr as *const libc::sockaddr_in) };
-                found = Some(IpAddr::V4(Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr))));
+                found = Some(IpAddr::V4(Ipv4Addr::from(u32::from_be(
+                    sin.sin_addr.s_addr,
+                ))));
                 break;
             }
             if !v4 && family == libc::AF_INET6 {
@@ -814,11 +825,21 @@ mod sys {
     }
 
     pub fn join_v4(fd: &OwnedFd, ifindex: u32) -> io::Result<()> {
-        setsockopt(fd, libc::IPPROTO_IP, libc::IP_ADD_MEMBERSHIP, &mreqn(ifindex, GROUP_V4))
+        setsockopt(
+            fd,
+            libc::IPPROTO_IP,
+            libc::IP_ADD_MEMBERSHIP,
+            &mreqn(ifindex, GROUP_V4),
+        )
     }
 
     pub fn multicast_if_v4(fd: &OwnedFd, ifindex: u32) -> io::Result<()> {
-        setsockopt(fd, libc::IPPROTO_IP, libc::IP_MULTICAST_IF, &mreqn(ifindex, Ipv4Addr::UNSPECIFIED))
+        setsockopt(
+            fd,
+            libc::IPPROTO_IP,
+            libc::IP_MULTICAST_IF,
+            &mreqn(ifindex, Ipv4Addr::UNSPECIFIED),
+        )
     }
 
     pub fn join_v6(fd: &OwnedFd, ifindex: u32) -> io::Result<()> {
@@ -849,12 +870,15 @@ mod sys {
                 size_of::<libc::sockaddr_in>()
             }
             IpAddr::V6(a) => {
-                let link_scoped = a.segments()[0] & 0xffc0 == 0xfe80 || a.segments()[0] & 0xff0f == 0xff02;
+                let link_scoped =
+                    a.segments()[0] & 0xffc0 == 0xfe80 || a.segments()[0] & 0xff0f == 0xff02;
                 let sin6 = libc::sockaddr_in6 {
                     sin6_family: libc::AF_INET6 as libc::sa_family_t,
                     sin6_port: 0,
                     sin6_flowinfo: 0,
-                    sin6_addr: libc::in6_addr { s6_addr: a.octets() },
+                    sin6_addr: libc::in6_addr {
+                        s6_addr: a.octets(),
+                    },
                     sin6_scope_id: if link_scoped { ifindex } else { 0 },
                 };
                 // SAFETY: sockaddr_storage is larger than and aligned for sockaddr_in6.
@@ -868,8 +892,14 @@ mod sys {
     pub fn bind_addr(fd: &OwnedFd, ip: IpAddr, ifindex: u32) -> io::Result<()> {
         let (ss, len) = sockaddr(ip, ifindex);
         // SAFETY: `ss` holds a valid sockaddr of `len` bytes.
-        cvt(unsafe { libc::bind(fd.as_raw_fd(), (&ss as *const libc::sockaddr_storage).cast(), len) })
-            .map(drop)
+        cvt(unsafe {
+            libc::bind(
+                fd.as_raw_fd(),
+                (&ss as *const libc::sockaddr_storage).cast(),
+                len,
+            )
+        })
+        .map(drop)
     }
 
     pub fn send_to(fd: &OwnedFd, pkt: &[u8], dst: IpAddr, ifindex: u32) -> io::Result<usize> {
@@ -887,7 +917,12 @@ mod sys {
         })
     }
 
-    pub fn send_frame(fd: &OwnedFd, frame: &[u8], ifindex: u32, ethertype: u16) -> io::Result<usize> {
+    pub fn send_frame(
+        fd: &OwnedFd,
+        frame: &[u8],
+        ifindex: u32,
+        ethertype: u16,
+    ) -> io::Result<usize> {
         // SAFETY: sockaddr_ll is plain old data; all-zero is valid.
         let mut ll: libc::sockaddr_ll = unsafe { zeroed() };
         ll.sll_family = libc::AF_PACKET as u16;
@@ -952,6 +987,11 @@ mod sys {
                 c = libc::CMSG_NXTHDR(&msg, c);
             }
         }
-        Ok((n.min(buf.len()), Ipv6Addr::from(from.sin6_addr.s6_addr), dst, hops))
+        Ok((
+            n.min(buf.len()),
+            Ipv6Addr::from(from.sin6_addr.s6_addr),
+            dst,
+            hops,
+        ))
     }
 }

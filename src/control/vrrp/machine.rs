@@ -273,8 +273,8 @@ impl Machine {
                     self.arm(at, &mut out);
                     return out;
                 }
-                let delaying = !self.cfg.preempt_delay.is_zero()
-                    && self.preempt_at.map_or(true, |t| now < t);
+                let delaying =
+                    !self.cfg.preempt_delay.is_zero() && self.preempt_at.map_or(true, |t| now < t);
                 if !self.cfg.preempt || adv.priority >= ours || delaying {
                     if !self.cfg.preempt_delay.is_zero() {
                         if adv.priority >= ours {
@@ -296,7 +296,8 @@ impl Machine {
                 if adv.priority == 0 {
                     out.push(Action::SendAdvert { priority: ours });
                     self.arm(now + self.cfg.advert_interval, &mut out);
-                } else if adv.priority > ours || (adv.priority == ours && adv.src > self.cfg.primary_ip)
+                } else if adv.priority > ours
+                    || (adv.priority == ours && adv.src > self.cfg.primary_ip)
                 {
                     let reason = if adv.priority > ours {
                         format!("higher priority {} from {}", adv.priority, adv.src)
@@ -467,7 +468,11 @@ mod tests {
                     Action::CancelTimer => Out::Cancel,
                 })
                 .collect();
-            assert_eq!(&got, expect, "{}: step {i} ({input:?} at {at_us} us)", s.what);
+            assert_eq!(
+                &got, expect,
+                "{}: step {i} ({input:?} at {at_us} us)",
+                s.what
+            );
             assert_eq!(m.state(), *state, "{}: step {i} state", s.what);
             if let Some(Out::Arm(us)) = got.iter().rev().find(|o| matches!(o, Out::Arm(_))) {
                 assert_eq!(m.deadline(), Some(t0 + Duration::from_micros(*us)));
@@ -496,7 +501,12 @@ mod tests {
         // The backup-100 router becoming master by silence, reused as a prefix.
         let to_master = || {
             vec![
-                (0, In::Start, vec![to(Backup, "startup"), Out::Arm(360_937)], Backup),
+                (
+                    0,
+                    In::Start,
+                    vec![to(Backup, "startup"), Out::Arm(360_937)],
+                    Backup,
+                ),
                 (
                     360_937,
                     In::Timer,
@@ -509,16 +519,23 @@ mod tests {
                 ),
             ]
         };
-        let with = |mut pre: Vec<(u64, In, Vec<Out>, State)>, rest: Vec<(u64, In, Vec<Out>, State)>| {
+        let with = |mut pre: Vec<(u64, In, Vec<Out>, State)>,
+                    rest: Vec<(u64, In, Vec<Out>, State)>| {
             pre.extend(rest);
             pre
         };
         vec![
             Scenario {
-                what: "backup becomes master after Master_Down_Interval, then adverts every interval",
+                what:
+                    "backup becomes master after Master_Down_Interval, then adverts every interval",
                 cfg: b100.clone(),
                 steps: vec![
-                    (0, In::Start, vec![to(Backup, "startup"), Out::Arm(360_937)], Backup),
+                    (
+                        0,
+                        In::Start,
+                        vec![to(Backup, "startup"), Out::Arm(360_937)],
+                        Backup,
+                    ),
                     (360_936, In::Timer, vec![], Backup),
                     (
                         360_937,
@@ -530,7 +547,12 @@ mod tests {
                         ],
                         Master,
                     ),
-                    (460_937, In::Timer, vec![Out::Send(100), Out::Arm(560_937)], Master),
+                    (
+                        460_937,
+                        In::Timer,
+                        vec![Out::Send(100), Out::Arm(560_937)],
+                        Master,
+                    ),
                     (500_000, In::Start, vec![], Master),
                 ],
             },
@@ -552,10 +574,20 @@ mod tests {
                 what: "backup follows a higher-priority master and learns its interval (v3)",
                 cfg: b100.clone(),
                 steps: vec![
-                    (0, In::Start, vec![to(Backup, "startup"), Out::Arm(360_937)], Backup),
+                    (
+                        0,
+                        In::Start,
+                        vec![to(Backup, "startup"), Out::Arm(360_937)],
+                        Backup,
+                    ),
                     (50_000, In::Adv(A, 150, 10), vec![Out::Arm(410_937)], Backup),
                     // 50 cs: Skew = 156 * 500000 / 256 = 304687; Down = 1804687.
-                    (100_000, In::Adv(A, 150, 50), vec![Out::Arm(1_904_687)], Backup),
+                    (
+                        100_000,
+                        In::Adv(A, 150, 50),
+                        vec![Out::Arm(1_904_687)],
+                        Backup,
+                    ),
                     (1_904_686, In::Timer, vec![], Backup),
                 ],
             },
@@ -563,15 +595,28 @@ mod tests {
                 what: "priority 0 from the master: backup takes over after Skew_Time",
                 cfg: b100.clone(),
                 steps: vec![
-                    (0, In::Start, vec![to(Backup, "startup"), Out::Arm(360_937)], Backup),
-                    (100_000, In::Adv(A, 150, 10), vec![Out::Arm(460_937)], Backup),
+                    (
+                        0,
+                        In::Start,
+                        vec![to(Backup, "startup"), Out::Arm(360_937)],
+                        Backup,
+                    ),
+                    (
+                        100_000,
+                        In::Adv(A, 150, 10),
+                        vec![Out::Arm(460_937)],
+                        Backup,
+                    ),
                     (200_000, In::Adv(A, 0, 10), vec![Out::Arm(260_937)], Backup),
                     (
                         260_937,
                         In::Timer,
                         vec![
                             Out::Send(100),
-                            to(Master, "master 10.99.0.2 sent priority 0, skew time expired"),
+                            to(
+                                Master,
+                                "master 10.99.0.2 sent priority 0, skew time expired",
+                            ),
                             Out::Arm(360_937),
                         ],
                         Master,
@@ -582,7 +627,12 @@ mod tests {
                 what: "preempt: higher-priority backup ignores a lower master and takes over",
                 cfg: b150.clone(),
                 steps: vec![
-                    (0, In::Start, vec![to(Backup, "startup"), Out::Arm(341_406)], Backup),
+                    (
+                        0,
+                        In::Start,
+                        vec![to(Backup, "startup"), Out::Arm(341_406)],
+                        Backup,
+                    ),
                     (100_000, In::Adv("10.99.0.3", 100, 10), vec![], Backup),
                     (200_000, In::Adv("10.99.0.3", 100, 10), vec![], Backup),
                     (
@@ -601,9 +651,24 @@ mod tests {
                 what: "nopreempt: higher-priority backup stays backup under a lower master",
                 cfg: nopreempt,
                 steps: vec![
-                    (0, In::Start, vec![to(Backup, "startup"), Out::Arm(341_406)], Backup),
-                    (100_000, In::Adv("10.99.0.3", 100, 10), vec![Out::Arm(441_406)], Backup),
-                    (200_000, In::Adv("10.99.0.3", 100, 10), vec![Out::Arm(541_406)], Backup),
+                    (
+                        0,
+                        In::Start,
+                        vec![to(Backup, "startup"), Out::Arm(341_406)],
+                        Backup,
+                    ),
+                    (
+                        100_000,
+                        In::Adv("10.99.0.3", 100, 10),
+                        vec![Out::Arm(441_406)],
+                        Backup,
+                    ),
+                    (
+                        200_000,
+                        In::Adv("10.99.0.3", 100, 10),
+                        vec![Out::Arm(541_406)],
+                        Backup,
+                    ),
                     (541_405, In::Timer, vec![], Backup),
                 ],
             },
@@ -611,10 +676,30 @@ mod tests {
                 what: "preempt_delay: lower master accepted for 250 ms after first heard",
                 cfg: delayed,
                 steps: vec![
-                    (0, In::Start, vec![to(Backup, "startup"), Out::Arm(341_406)], Backup),
-                    (100_000, In::Adv("10.99.0.3", 100, 10), vec![Out::Arm(441_406)], Backup),
-                    (200_000, In::Adv("10.99.0.3", 100, 10), vec![Out::Arm(541_406)], Backup),
-                    (300_000, In::Adv("10.99.0.3", 100, 10), vec![Out::Arm(641_406)], Backup),
+                    (
+                        0,
+                        In::Start,
+                        vec![to(Backup, "startup"), Out::Arm(341_406)],
+                        Backup,
+                    ),
+                    (
+                        100_000,
+                        In::Adv("10.99.0.3", 100, 10),
+                        vec![Out::Arm(441_406)],
+                        Backup,
+                    ),
+                    (
+                        200_000,
+                        In::Adv("10.99.0.3", 100, 10),
+                        vec![Out::Arm(541_406)],
+                        Backup,
+                    ),
+                    (
+                        300_000,
+                        In::Adv("10.99.0.3", 100, 10),
+                        vec![Out::Arm(641_406)],
+                        Backup,
+                    ),
                     (350_000, In::Adv("10.99.0.3", 100, 10), vec![], Backup),
                     (450_000, In::Adv("10.99.0.3", 100, 10), vec![], Backup),
                     (
@@ -638,7 +723,10 @@ mod tests {
                         400_000,
                         In::Adv(A, 150, 100),
                         // 1 s: Skew = 156 * 1000000 / 256 = 609375; Down = 3609375.
-                        vec![to(Backup, "higher priority 150 from 10.99.0.2"), Out::Arm(4_009_375)],
+                        vec![
+                            to(Backup, "higher priority 150 from 10.99.0.2"),
+                            Out::Arm(4_009_375),
+                        ],
                         Backup,
                     )],
                 ),
@@ -669,7 +757,12 @@ mod tests {
                     to_master(),
                     vec![
                         (400_000, In::Adv(A, 50, 10), vec![Out::Send(100)], Master),
-                        (460_937, In::Timer, vec![Out::Send(100), Out::Arm(560_937)], Master),
+                        (
+                            460_937,
+                            In::Timer,
+                            vec![Out::Send(100), Out::Arm(560_937)],
+                            Master,
+                        ),
                     ],
                 ),
             },
@@ -678,7 +771,12 @@ mod tests {
                 cfg: b100.clone(),
                 steps: with(
                     to_master(),
-                    vec![(400_000, In::Adv(A, 0, 10), vec![Out::Send(100), Out::Arm(500_000)], Master)],
+                    vec![(
+                        400_000,
+                        In::Adv(A, 0, 10),
+                        vec![Out::Send(100), Out::Arm(500_000)],
+                        Master,
+                    )],
                 ),
             },
             Scenario {
@@ -703,7 +801,12 @@ mod tests {
                         ),
                         (450_000, In::Timer, vec![], Initialize),
                         (450_000, In::Adv(A, 150, 10), vec![], Initialize),
-                        (500_000, In::Start, vec![to(Backup, "startup"), Out::Arm(860_937)], Backup),
+                        (
+                            500_000,
+                            In::Start,
+                            vec![to(Backup, "startup"), Out::Arm(860_937)],
+                            Backup,
+                        ),
                     ],
                 ),
             },
@@ -711,8 +814,18 @@ mod tests {
                 what: "backup shutdown sends nothing",
                 cfg: b100.clone(),
                 steps: vec![
-                    (0, In::Start, vec![to(Backup, "startup"), Out::Arm(360_937)], Backup),
-                    (10, In::Shutdown, vec![to(Initialize, "shutdown"), Out::Cancel], Initialize),
+                    (
+                        0,
+                        In::Start,
+                        vec![to(Backup, "startup"), Out::Arm(360_937)],
+                        Backup,
+                    ),
+                    (
+                        10,
+                        In::Shutdown,
+                        vec![to(Initialize, "shutdown"), Out::Cancel],
+                        Initialize,
+                    ),
                     (20, In::Shutdown, vec![], Initialize),
                 ],
             },
@@ -725,7 +838,11 @@ mod tests {
                         (
                             400_000,
                             In::Link("eth0", false),
-                            vec![Out::Send(0), to(Fault, "tracked interface eth0 down"), Out::Cancel],
+                            vec![
+                                Out::Send(0),
+                                to(Fault, "tracked interface eth0 down"),
+                                Out::Cancel,
+                            ],
                             Fault,
                         ),
                         (410_000, In::Link("eth1", false), vec![], Fault),
@@ -752,7 +869,12 @@ mod tests {
                 cfg: b100.clone(),
                 steps: vec![
                     (0, In::Link("eth0", false), vec![], Initialize),
-                    (0, In::Start, vec![to(Fault, "tracked interface eth0 down")], Fault),
+                    (
+                        0,
+                        In::Start,
+                        vec![to(Fault, "tracked interface eth0 down")],
+                        Fault,
+                    ),
                     (
                         100,
                         In::Link("eth0", true),
@@ -765,21 +887,46 @@ mod tests {
                 what: "v2: Skew_Time is (256-p)/256 s and the interval is not learned",
                 cfg: cfg(2, 100, 1000, "10.99.0.3"),
                 steps: vec![
-                    (0, In::Start, vec![to(Backup, "startup"), Out::Arm(3_609_375)], Backup),
-                    (1_000_000, In::Adv(A, 150, 300), vec![Out::Arm(4_609_375)], Backup),
-                    (2_000_000, In::Adv(A, 0, 100), vec![Out::Arm(2_609_375)], Backup),
+                    (
+                        0,
+                        In::Start,
+                        vec![to(Backup, "startup"), Out::Arm(3_609_375)],
+                        Backup,
+                    ),
+                    (
+                        1_000_000,
+                        In::Adv(A, 150, 300),
+                        vec![Out::Arm(4_609_375)],
+                        Backup,
+                    ),
+                    (
+                        2_000_000,
+                        In::Adv(A, 0, 100),
+                        vec![Out::Arm(2_609_375)],
+                        Backup,
+                    ),
                 ],
             },
             Scenario {
                 what: "v2 with a 2 s interval: Down = 6 s + 609375 us",
                 cfg: cfg(2, 100, 2000, "10.99.0.3"),
-                steps: vec![(0, In::Start, vec![to(Backup, "startup"), Out::Arm(6_609_375)], Backup)],
+                steps: vec![(
+                    0,
+                    In::Start,
+                    vec![to(Backup, "startup"), Out::Arm(6_609_375)],
+                    Backup,
+                )],
             },
             Scenario {
                 what: "IPv6 equal priority compares addresses",
                 cfg: cfg(3, 100, 100, "fe80::3"),
                 steps: vec![
-                    (0, In::Start, vec![to(Backup, "startup"), Out::Arm(360_937)], Backup),
+                    (
+                        0,
+                        In::Start,
+                        vec![to(Backup, "startup"), Out::Arm(360_937)],
+                        Backup,
+                    ),
                     (
                         360_937,
                         In::Timer,
@@ -790,7 +937,12 @@ mod tests {
                         ],
                         Master,
                     ),
-                    (400_000, In::Adv("fe80::2", 100, 10), vec![Out::Send(100)], Master),
+                    (
+                        400_000,
+                        In::Adv("fe80::2", 100, 10),
+                        vec![Out::Send(100)],
+                        Master,
+                    ),
                     (
                         410_000,
                         In::Adv("fe80::10", 100, 10),

@@ -44,7 +44,9 @@ pub enum VrrpError {
         source: std::io::Error,
     },
     /// The interface has no address to send adverts from.
-    #[error("vrrp instance {instance}: interface {ifname} has no {family} address to send adverts from")]
+    #[error(
+        "vrrp instance {instance}: interface {ifname} has no {family} address to send adverts from"
+    )]
     NoSourceAddress {
         /// Instance name.
         instance: String,
