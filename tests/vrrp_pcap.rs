@@ -13,10 +13,16 @@ use xlb::control::vrrp::codec::{
 
 /// Frames of a classic little-endian microsecond pcap with Ethernet link type.
 fn frames(name: &str) -> Vec<Vec<u8>> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name);
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name);
     let data = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     assert_eq!(&data[..4], &[0xd4, 0xc3, 0xb2, 0xa1], "little-endian pcap");
-    assert_eq!(u32::from_le_bytes(data[20..24].try_into().unwrap()), 1, "Ethernet");
+    assert_eq!(
+        u32::from_le_bytes(data[20..24].try_into().unwrap()),
+        1,
+        "Ethernet"
+    );
     let mut out = Vec::new();
     let mut off = 24;
     while off + 16 <= data.len() {
@@ -79,7 +85,11 @@ fn check_capture(name: &str, version: u8) -> BTreeMap<(IpAddr, u8), usize> {
     let mut seen = BTreeMap::new();
     for f in frames(name) {
         let Some(v) = vrrp_of(&f) else { continue };
-        let (vrid, vips): (u8, &[IpAddr]) = if v.src.is_ipv4() { (51, &vip4) } else { (52, &vip6) };
+        let (vrid, vips): (u8, &[IpAddr]) = if v.src.is_ipv4() {
+            (51, &vip4)
+        } else {
+            (52, &vip6)
+        };
         let exp = Expect {
             version,
             vrid,
@@ -109,13 +119,22 @@ fn check_capture(name: &str, version: u8) -> BTreeMap<(IpAddr, u8), usize> {
         assert_eq!(ours, v.payload, "{name}: re-emitted advert from {}", v.src);
 
         // And each check drops what it should on real bytes.
-        assert_eq!(check_advert(&v.payload, v.src, v.dst, 64, &exp), Err(DropReason::BadTtl));
-        let other_vrid = Expect { vrid: vrid + 10, ..exp };
+        assert_eq!(
+            check_advert(&v.payload, v.src, v.dst, 64, &exp),
+            Err(DropReason::BadTtl)
+        );
+        let other_vrid = Expect {
+            vrid: vrid + 10,
+            ..exp
+        };
         assert_eq!(
             check_advert(&v.payload, v.src, v.dst, 255, &other_vrid),
             Err(DropReason::WrongVrid)
         );
-        let other_version = Expect { version: 5 - version, ..exp };
+        let other_version = Expect {
+            version: 5 - version,
+            ..exp
+        };
         assert_eq!(
             check_advert(&v.payload, v.src, v.dst, 255, &other_version),
             Err(DropReason::BadVersion)
