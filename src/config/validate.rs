@@ -555,6 +555,8 @@ fn virtual_server(
     }
 
     let mut ports: Vec<u16> = Vec::new();
+    // True only for a valid `ports: []` (not when every listed port was rejected).
+    let every_port = matches!(&r.ports, Some(list) if list.is_empty());
     match r.ports {
         None => v.err(
             format!("{p}.ports"),
@@ -628,7 +630,7 @@ fn virtual_server(
     let n_reals = raw_reals.len();
     for (j, rr) in raw_reals.into_iter().enumerate() {
         let rp = format!("{p}.real_servers[{j}]");
-        if let Some(rs) = real_server(v, &rp, rr, vip, &ports) {
+        if let Some(rs) = real_server(v, &rp, rr, vip, &ports, every_port) {
             if let Some(k) = real_servers.iter().position(|o| o.address == rs.address) {
                 v.err(
                     format!("{rp}.address"),
@@ -682,6 +684,7 @@ fn real_server(
     r: RawRealServer,
     vip: Option<IpAddr>,
     ports: &[u16],
+    every_port: bool,
 ) -> Option<RealServer> {
     let address = match r.address {
         None => {
@@ -715,7 +718,9 @@ fn real_server(
     let weight = v.int(&format!("{rp}.weight"), r.weight, 1, 0, 65535) as u32;
     let notify_up = v.optional_text(&format!("{rp}.notify_up"), r.notify_up);
     let notify_down = v.optional_text(&format!("{rp}.notify_down"), r.notify_down);
-    let check = r.check.map(|c| check(v, &format!("{rp}.check"), c, ports));
+    let check = r
+        .check
+        .map(|c| check(v, &format!("{rp}.check"), c, ports, every_port));
     Some(RealServer {
         address: address?,
         mac,
@@ -748,7 +753,13 @@ fn parse_mac(text: &str) -> Result<[u8; 6], String> {
     Ok(mac)
 }
 
-fn check(v: &mut Validator, cp: &str, c: RawCheck, ports: &[u16]) -> Option<Check> {
+fn check(
+    v: &mut Validator,
+    cp: &str,
+    c: RawCheck,
+    ports: &[u16],
+    every_port: bool,
+) -> Option<Check> {
     let kind_tag = match c.kind {
         None => {
             v.err(format!("{cp}.type"), "is required (tcp, http or exec)");
@@ -780,7 +791,7 @@ fn check(v: &mut Validator, cp: &str, c: RawCheck, ports: &[u16]) -> Option<Chec
         Some(p) => v.int(&format!("{cp}.port"), Some(p), 1, 1, 65535) as u16,
         None => match ports.first() {
             Some(&p) => p,
-            None if is_exec || kind_tag.is_none() => 0,
+            None if is_exec || kind_tag.is_none() || !every_port => 0,
             None => {
                 v.err(
                     format!("{cp}.port"),
@@ -979,7 +990,6 @@ fn vrrp_cross_checks(v: &mut Validator, instances: &[VrrpInstance], services: &[
             inst.unicast_src_ip
                 .or_else(|| inst.unicast_peers.first().copied())
                 .map(|a| a.is_ipv4())
-                .or(Some(true))
         };
         families.push(fam_is_v4);
         if let Some(is_v4) = fam_is_v4 {
