@@ -23,7 +23,11 @@ const EXIT_INVALID_CONFIG: u8 = 64;
 const EXIT_NO_INPUT: u8 = 66;
 
 #[derive(Parser, Debug)]
-#[command(name = "xlb", version, about = "Userspace L4 load balancer (LVS-DR director) on AF_XDP")]
+#[command(
+    name = "xlb",
+    version,
+    about = "Userspace L4 load balancer (LVS-DR director) on AF_XDP"
+)]
 struct Cli {
     /// Log filter: a level (error, warn, info, debug, trace) or an env-filter directive
     /// such as "xlb=debug". Default: $RUST_LOG, else info.

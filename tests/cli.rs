@@ -54,7 +54,10 @@ fn check_config_accepts_the_example() {
 
 #[test]
 fn check_config_lists_every_error_and_exits_64() {
-    let out = xlb(&["check-config", &format!("{ROOT}/tests/fixtures/config/broken.yaml")]);
+    let out = xlb(&[
+        "check-config",
+        &format!("{ROOT}/tests/fixtures/config/broken.yaml"),
+    ]);
     assert_eq!(out.status.code(), Some(64));
     assert!(out.stdout.is_empty());
     let err = text(&out.stderr);
@@ -76,7 +79,9 @@ fn check_config_reports_syntax_errors_with_file_line_and_column() {
     assert_eq!(out.status.code(), Some(64));
     let err = text(&out.stderr);
     assert!(
-        err.contains(&format!("{file}:8:9: virtual_servers[0].real_servers[0].wieght: unknown field `wieght`")),
+        err.contains(&format!(
+            "{file}:8:9: virtual_servers[0].real_servers[0].wieght: unknown field `wieght`"
+        )),
         "{err}"
     );
 }
@@ -92,7 +97,11 @@ fn unreadable_file_exits_66() {
 
 #[test]
 fn run_refuses_an_invalid_config_with_64() {
-    let out = xlb(&["run", "--config", &format!("{ROOT}/tests/fixtures/config/broken.yaml")]);
+    let out = xlb(&[
+        "run",
+        "--config",
+        &format!("{ROOT}/tests/fixtures/config/broken.yaml"),
+    ]);
     assert_eq!(out.status.code(), Some(64));
     assert!(text(&out.stderr).contains("virtual_servers[0].table_size"));
 }
@@ -115,7 +124,10 @@ fn run_with_a_valid_config_reaches_the_data_plane_stub() {
 fn version_and_bad_usage() {
     let out = xlb(&["--version"]);
     assert_eq!(out.status.code(), Some(0));
-    assert_eq!(text(&out.stdout).trim(), format!("xlb {}", env!("CARGO_PKG_VERSION")));
+    assert_eq!(
+        text(&out.stdout).trim(),
+        format!("xlb {}", env!("CARGO_PKG_VERSION"))
+    );
     let out = xlb(&["--log-format", "xml", "check-config", "x"]);
     assert_eq!(out.status.code(), Some(2), "clap usage error");
     let out = xlb(&["--log-level", "xlb=loud", "check-config", "x"]);

@@ -189,7 +189,10 @@ fn baseline_parses_into_exact_typed_values() {
 
     let web6 = &c.virtual_servers[2];
     assert_eq!(web6.table_size, DEFAULT_TABLE_SIZE);
-    assert_eq!(web6.real_servers[0].mac, Some([0x52, 0x54, 0, 0xab, 0xcd, 0xef]));
+    assert_eq!(
+        web6.real_servers[0].mac,
+        Some([0x52, 0x54, 0, 0xab, 0xcd, 0xef])
+    );
     let http = web6.real_servers[0].check.as_ref().unwrap();
     assert_eq!(http.port, 80);
     assert_eq!(
@@ -228,9 +231,13 @@ fn minimal_config_takes_documented_defaults() {
     assert_eq!(one_cpu.workers.cores, vec![0], "[0] on a one-core machine");
 }
 
-/// (what, edits, expected path, message fragment). Each row starts from the baseline.
-type Row = (&'static str, &'static [(&'static str, Option<&'static str>)], &'static str, &'static str);
+/// Edits to the baseline: (dotted path, new YAML value or `None` to remove).
+type Edits = &'static [(&'static str, Option<&'static str>)];
 
+/// (what, edits, expected path, message fragment). Each row starts from the baseline.
+type Row = (&'static str, Edits, &'static str, &'static str);
+
+#[rustfmt::skip]
 const MUTATIONS: &[Row] = &[
     // top level
     ("interface missing", &[("interface", None)], "interface", "is required"),
@@ -404,14 +411,21 @@ fn every_mutation_is_reported_with_its_path_and_reason() {
             ));
         }
     }
-    assert!(failures.is_empty(), "{} of {} rows failed:\n{}", failures.len(), MUTATIONS.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {} rows failed:\n{}",
+        failures.len(),
+        MUTATIONS.len(),
+        failures.join("\n")
+    );
 }
 
 /// Mutations that must stay valid: they guard the rules above against over-reach.
 #[test]
 fn near_misses_are_accepted() {
     let env = env();
-    let rows: &[(&str, &[(&str, Option<&str>)])] = &[
+    #[rustfmt::skip]
+    let rows: &[(&str, Edits)] = &[
         ("same VIP, other protocol, every port", &[("virtual_servers.1.vip", Some("192.168.5.188")), ("virtual_servers.1.vrrp", Some("VI_1"))]),
         ("same VIP and protocol, other ports", &[("virtual_servers.1.vip", Some("192.168.5.188")), ("virtual_servers.1.vrrp", Some("VI_1")), ("virtual_servers.1.protocol", Some("tcp")), ("virtual_servers.1.ports", Some("[8080]"))]),
         ("same VRID, other family, same interface", &[]),
@@ -445,13 +459,17 @@ fn priority_255_is_accepted_for_the_address_owner() {
     let mut doc = baseline();
     edit(&mut doc, "vrrp.0.priority", Some("255"));
     // Not the owner: rejected (covered above). Owner: eth0 holds the VIP.
-    let owner = StaticEnvironment::new(4).with_interface("eth0", &[ip("192.168.5.1"), ip("192.168.5.188")]);
+    let owner =
+        StaticEnvironment::new(4).with_interface("eth0", &[ip("192.168.5.1"), ip("192.168.5.188")]);
     let c = load_value(&doc, &owner).unwrap();
     assert_eq!(c.vrrp[0].priority, 255);
     // The address must be on the instance's interface, not elsewhere.
     let elsewhere = StaticEnvironment::new(4).with_interface("eth1", &[ip("192.168.5.188")]);
     let errors = invalid(&doc, &elsewhere);
-    assert!(errors.iter().any(|e| e.path == "vrrp[0].priority"), "{errors:?}");
+    assert!(
+        errors.iter().any(|e| e.path == "vrrp[0].priority"),
+        "{errors:?}"
+    );
 }
 
 #[test]
@@ -459,7 +477,11 @@ fn all_errors_are_collected_in_file_order_and_displayed_one_per_line() {
     let mut doc = baseline();
     edit(&mut doc, "workers.batch_size", Some("0"));
     edit(&mut doc, "vrrp.0.vrid", Some("0"));
-    edit(&mut doc, "virtual_servers.0.real_servers.1.weight", Some("70000"));
+    edit(
+        &mut doc,
+        "virtual_servers.0.real_servers.1.weight",
+        Some("70000"),
+    );
     edit(&mut doc, "virtual_servers.2.ports", Some("[0]"));
     let err = load_value(&doc, &env()).unwrap_err();
     let ConfigError::Invalid(errors) = &err else {
@@ -478,22 +500,31 @@ fn all_errors_are_collected_in_file_order_and_displayed_one_per_line() {
     let shown = err.to_string();
     let lines: Vec<&str> = shown.lines().collect();
     assert_eq!(lines.len(), 4);
-    assert_eq!(lines[2], "virtual_servers[0].real_servers[1].weight: must be between 0 and 65535");
+    assert_eq!(
+        lines[2],
+        "virtual_servers[0].real_servers[1].weight: must be between 0 and 65535"
+    );
 }
 
 fn syntax(text: &str) -> (usize, usize, String) {
     match Config::from_yaml(text, &env()) {
-        Err(ConfigError::Syntax { line, column, message }) => (line, column, message),
+        Err(ConfigError::Syntax {
+            line,
+            column,
+            message,
+        }) => (line, column, message),
         other => panic!("expected a syntax error, got {other:?}"),
     }
 }
 
 #[test]
 fn syntax_errors_give_line_and_column() {
-    let (line, column, message) = syntax("interface: eth0\nworkers: { batch_size: 64\nvirtual_servers: []\n");
+    let (line, column, message) =
+        syntax("interface: eth0\nworkers: { batch_size: 64\nvirtual_servers: []\n");
     assert!(line >= 2 && column >= 1, "{line}:{column} {message}");
 
-    let (line, column, _) = syntax("interface: eth0\nvirtual_servers:\n  - name: web\n   vip: 1.2.3.4\n");
+    let (line, column, _) =
+        syntax("interface: eth0\nvirtual_servers:\n  - name: web\n   vip: 1.2.3.4\n");
     assert_eq!(line, 4, "bad indentation is reported where it is");
     assert!(column >= 1);
 
@@ -517,20 +548,35 @@ fn unknown_keys_are_named_with_their_location() {
         message.starts_with("virtual_servers[0].real_servers[0].wieght: unknown field `wieght`"),
         "{message}"
     );
-    assert!(message.contains("`weight`"), "lists the keys that exist: {message}");
+    assert!(
+        message.contains("`weight`"),
+        "lists the keys that exist: {message}"
+    );
 
     let (line, _, message) = syntax("interface: eth0\nvirtual_servers:\n  - name: web\n    vip: 1.2.3.4\n    ports: [80]\n    real_servers:\n      - address: 1.2.3.5\n        check: { type: http, paht: / }\n");
     assert_eq!(line, 8);
-    assert!(message.starts_with("virtual_servers[0].real_servers[0].check.paht: unknown field"), "{message}");
+    assert!(
+        message.starts_with("virtual_servers[0].real_servers[0].check.paht: unknown field"),
+        "{message}"
+    );
 }
 
 #[test]
 fn wrong_types_and_unknown_values_name_the_path() {
     let base = "interface: eth0\nvirtual_servers:\n  - name: web\n    vip: 1.2.3.4\n    ports: [80]\n    real_servers:\n      - address: 1.2.3.5\n";
     let cases = [
-        ("weight: heavy", "virtual_servers[0].real_servers[0].weight: invalid type"),
-        ("check: { type: icmp }", "virtual_servers[0].real_servers[0].check.type: unknown variant `icmp`"),
-        ("mac: [1, 2]", "virtual_servers[0].real_servers[0].mac: invalid type"),
+        (
+            "weight: heavy",
+            "virtual_servers[0].real_servers[0].weight: invalid type",
+        ),
+        (
+            "check: { type: icmp }",
+            "virtual_servers[0].real_servers[0].check.type: unknown variant `icmp`",
+        ),
+        (
+            "mac: [1, 2]",
+            "virtual_servers[0].real_servers[0].mac: invalid type",
+        ),
     ];
     for (line_text, expected) in cases {
         let text = format!("{base}        {line_text}\n");
@@ -541,26 +587,51 @@ fn wrong_types_and_unknown_values_name_the_path() {
     }
     let (line, _, message) = syntax("interface: eth0\nxdp_mode: skb\nvirtual_servers: []\n");
     assert_eq!(line, 2);
-    assert!(message.starts_with("xdp_mode: unknown variant `skb`, expected `native` or `generic`"), "{message}");
+    assert!(
+        message.starts_with("xdp_mode: unknown variant `skb`, expected `native` or `generic`"),
+        "{message}"
+    );
     let (_, _, message) = syntax("interface: eth0\nvirtual_servers:\n  - {name: a, vip: 1.2.3.4, ports: [80], scheduler: wrr, real_servers: []}\n");
-    assert!(message.starts_with("virtual_servers[0].scheduler: unknown variant `wrr`"), "{message}");
-    let (_, _, message) = syntax("interface: eth0\nvirtual_servers: []\nworkers: { queues: {a: 1} }\n");
-    assert!(message.starts_with("workers.queues: invalid type: map, expected \"all\" or a list"), "{message}");
-    let (_, _, message) = syntax("interface: eth0\nvirtual_servers: []\nflows: { tcp_timeout: [1s] }\n");
-    assert!(message.starts_with("flows.tcp_timeout: invalid type: sequence, expected a duration"), "{message}");
+    assert!(
+        message.starts_with("virtual_servers[0].scheduler: unknown variant `wrr`"),
+        "{message}"
+    );
+    let (_, _, message) =
+        syntax("interface: eth0\nvirtual_servers: []\nworkers: { queues: {a: 1} }\n");
+    assert!(
+        message.starts_with("workers.queues: invalid type: map, expected \"all\" or a list"),
+        "{message}"
+    );
+    let (_, _, message) =
+        syntax("interface: eth0\nvirtual_servers: []\nflows: { tcp_timeout: [1s] }\n");
+    assert!(
+        message.starts_with("flows.tcp_timeout: invalid type: sequence, expected a duration"),
+        "{message}"
+    );
 }
 
 #[test]
 fn empty_and_odd_documents_fail_cleanly() {
     for text in ["", "# only a comment\n", "\n\n"] {
         let err = Config::from_yaml(text, &env()).unwrap_err();
-        let ConfigError::Invalid(errors) = err else { panic!("{text:?}") };
+        let ConfigError::Invalid(errors) = err else {
+            panic!("{text:?}")
+        };
         let paths: Vec<&str> = errors.iter().map(|e| e.path.as_str()).collect();
         assert_eq!(paths, ["interface", "virtual_servers"]);
     }
-    for text in ["[]", "42", "interface: eth0\n---\ninterface: eth1\n", "~", "!!binary aGVsbG8="] {
+    for text in [
+        "[]",
+        "42",
+        "interface: eth0\n---\ninterface: eth1\n",
+        "~",
+        "!!binary aGVsbG8=",
+    ] {
         assert!(
-            matches!(Config::from_yaml(text, &env()), Err(ConfigError::Syntax { .. })),
+            matches!(
+                Config::from_yaml(text, &env()),
+                Err(ConfigError::Syntax { .. })
+            ),
             "{text:?}"
         );
     }
@@ -630,7 +701,10 @@ fn duration_parser() {
 #[test]
 fn is_prime_is_right_on_small_and_table_sized_numbers() {
     let primes: Vec<u64> = (0..60).filter(|&n| is_prime(n)).collect();
-    assert_eq!(primes, [2, 3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37, 41, 43, 47, 53, 59]);
+    assert_eq!(
+        primes,
+        [2, 3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37, 41, 43, 47, 53, 59]
+    );
     assert!(is_prime(65537) && is_prime(16_777_213) && is_prime(251));
     assert!(!is_prime(65535) && !is_prime(16_777_215) && !is_prime(4_294_967_297));
 }
@@ -665,16 +739,66 @@ fn example_file_parses_as_the_seed_blog_setup() {
 #[test]
 fn example_file_documents_every_key() {
     let keys = [
-        "interface", "xdp_mode", "workers", "queues", "cores", "batch_size", "frames", "flows",
-        "capacity", "tcp_timeout", "tcp_fin_timeout", "udp_timeout", "metrics", "listen",
-        "control_socket", "vrrp", "name", "vrid", "priority", "version", "advert_interval",
-        "preempt", "preempt_delay", "unicast_peers", "unicast_src_ip", "auth_pass",
-        "v3_checksum_as_v2", "garp_master_repeat", "garp_master_refresh_delay",
-        "track_interfaces", "notify", "virtual_servers", "vip", "ports", "protocol",
-        "scheduler", "table_size", "sorry_server", "on_down", "inhibit_on_failure",
-        "real_servers", "address", "mac", "weight", "notify_up", "notify_down", "check",
-        "type", "port", "path", "host", "status", "body_contains", "digest", "command",
-        "interval", "timeout", "rise", "fall", "warmup",
+        "interface",
+        "xdp_mode",
+        "workers",
+        "queues",
+        "cores",
+        "batch_size",
+        "frames",
+        "flows",
+        "capacity",
+        "tcp_timeout",
+        "tcp_fin_timeout",
+        "udp_timeout",
+        "metrics",
+        "listen",
+        "control_socket",
+        "vrrp",
+        "name",
+        "vrid",
+        "priority",
+        "version",
+        "advert_interval",
+        "preempt",
+        "preempt_delay",
+        "unicast_peers",
+        "unicast_src_ip",
+        "auth_pass",
+        "v3_checksum_as_v2",
+        "garp_master_repeat",
+        "garp_master_refresh_delay",
+        "track_interfaces",
+        "notify",
+        "virtual_servers",
+        "vip",
+        "ports",
+        "protocol",
+        "scheduler",
+        "table_size",
+        "sorry_server",
+        "on_down",
+        "inhibit_on_failure",
+        "real_servers",
+        "address",
+        "mac",
+        "weight",
+        "notify_up",
+        "notify_down",
+        "check",
+        "type",
+        "port",
+        "path",
+        "host",
+        "status",
+        "body_contains",
+        "digest",
+        "command",
+        "interval",
+        "timeout",
+        "rise",
+        "fall",
+        "warmup",
     ];
     let comments: Vec<&str> = EXAMPLE
         .lines()
@@ -692,5 +816,8 @@ fn example_file_documents_every_key() {
             });
         assert!(in_comment, "config.example.yaml has no comment for `{key}`");
     }
-    assert!(EXAMPLE.contains("priority: 100"), "says what the backup uses");
+    assert!(
+        EXAMPLE.contains("priority: 100"),
+        "says what the backup uses"
+    );
 }

@@ -68,14 +68,15 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     }
     // Both parts are non-empty-or-absent runs of ASCII digits of at most 18 digits, so
     // they fit in u64; parse cannot fail, but stay total anyway.
-    let digits = |s: &str| -> u128 { s.bytes().fold(0u128, |acc, b| acc * 10 + u128::from(b - b'0')) };
+    let digits = |s: &str| -> u128 {
+        s.bytes()
+            .fold(0u128, |acc, b| acc * 10 + u128::from(b - b'0'))
+    };
     let scale = 10u128.pow(frac_part.len() as u32);
     let scaled = digits(int_part) * scale + digits(frac_part);
     let total = scaled * unit_ns;
     if total % scale != 0 {
-        return Err(format!(
-            "{text:?}: duration is finer than one nanosecond"
-        ));
+        return Err(format!("{text:?}: duration is finer than one nanosecond"));
     }
     let nanos = total / scale;
     let secs = nanos / 1_000_000_000;
@@ -92,7 +93,11 @@ pub fn format_duration(d: Duration) -> String {
     if nanos == 0 {
         return "0s".into();
     }
-    for (unit, unit_ns) in [("h", 3_600_000_000_000u128), ("m", 60_000_000_000), ("s", 1_000_000_000)] {
+    for (unit, unit_ns) in [
+        ("h", 3_600_000_000_000u128),
+        ("m", 60_000_000_000),
+        ("s", 1_000_000_000),
+    ] {
         if nanos % unit_ns == 0 {
             return format!("{}{unit}", nanos / unit_ns);
         }
@@ -116,7 +121,9 @@ mod tests {
 
     #[test]
     fn round_trip_of_formatting() {
-        for text in ["0s", "1s", "100ms", "1.5s", "2m", "1h", "10us", "7ns", "1.25s"] {
+        for text in [
+            "0s", "1s", "100ms", "1.5s", "2m", "1h", "10us", "7ns", "1.25s",
+        ] {
             let d = parse_duration(text).unwrap();
             assert_eq!(parse_duration(&format_duration(d)).unwrap(), d, "{text}");
         }

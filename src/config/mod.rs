@@ -355,7 +355,10 @@ impl Config {
 
     /// Number of real servers over all virtual services.
     pub fn real_server_count(&self) -> usize {
-        self.virtual_servers.iter().map(|vs| vs.real_servers.len()).sum()
+        self.virtual_servers
+            .iter()
+            .map(|vs| vs.real_servers.len())
+            .sum()
     }
 
     /// The VIPs owned by the VRRP instance `name` (distinct, in config order).

@@ -296,7 +296,10 @@ fn workers(v: &mut Validator, raw: RawWorkers) -> Workers {
         None => (1..cpus).collect(),
         Some(list) => {
             if list.is_empty() {
-                v.err("workers.cores", "must not be empty (leave it out for every core but 0)");
+                v.err(
+                    "workers.cores",
+                    "must not be empty (leave it out for every core but 0)",
+                );
             }
             let mut out: Vec<usize> = Vec::with_capacity(list.len());
             for (i, c) in list.into_iter().enumerate() {
@@ -333,7 +336,10 @@ fn workers(v: &mut Validator, raw: RawWorkers) -> Workers {
             if !(1..=i64::from(MAX_FRAMES)).contains(&f) || !(f as u64).is_power_of_two() {
                 v.err(
                     "workers.frames",
-                    format!("must be a power of two between {} and {MAX_FRAMES}", 2 * batch_size),
+                    format!(
+                        "must be a power of two between {} and {MAX_FRAMES}",
+                        2 * batch_size
+                    ),
                 );
                 4096
             } else if (f as usize) < 2 * batch_size {
@@ -421,16 +427,22 @@ fn vrrp_instance(v: &mut Validator, p: &str, r: RawVrrp, top_interface: &str) ->
         }
     };
     let ai_path = format!("{p}.advert_interval");
-    let mut advert_interval = v.duration(&ai_path, r.advert_interval.as_ref(), Duration::from_secs(1));
+    let mut advert_interval =
+        v.duration(&ai_path, r.advert_interval.as_ref(), Duration::from_secs(1));
     let ai = advert_interval;
     if version == 2 && (ai.subsec_nanos() != 0 || !(1..=255).contains(&ai.as_secs())) {
         v.err(
             &ai_path,
-            format!("{} is not allowed with version 2: must be whole seconds between 1s and 255s", format_duration(ai)),
+            format!(
+                "{} is not allowed with version 2: must be whole seconds between 1s and 255s",
+                format_duration(ai)
+            ),
         );
         advert_interval = Duration::from_secs(1);
     } else if version == 3
-        && (ai.as_nanos() % 10_000_000 != 0 || ai < Duration::from_millis(10) || ai > Duration::from_millis(40_950))
+        && (ai.as_nanos() % 10_000_000 != 0
+            || ai < Duration::from_millis(10)
+            || ai > Duration::from_millis(40_950))
     {
         v.err(
             &ai_path,
@@ -439,7 +451,11 @@ fn vrrp_instance(v: &mut Validator, p: &str, r: RawVrrp, top_interface: &str) ->
         advert_interval = Duration::from_secs(1);
     }
     let preempt_delay_path = format!("{p}.preempt_delay");
-    let mut preempt_delay = v.duration(&preempt_delay_path, r.preempt_delay.as_ref(), Duration::ZERO);
+    let mut preempt_delay = v.duration(
+        &preempt_delay_path,
+        r.preempt_delay.as_ref(),
+        Duration::ZERO,
+    );
     if preempt_delay > Duration::from_secs(1000) {
         v.err(&preempt_delay_path, "must not exceed 1000s");
         preempt_delay = Duration::ZERO;
@@ -450,7 +466,10 @@ fn vrrp_instance(v: &mut Validator, p: &str, r: RawVrrp, top_interface: &str) ->
         let path = format!("{p}.unicast_peers[{i}]");
         if let Some(ip) = v.ip(&path, text) {
             if let Some(j) = unicast_peers.iter().position(|o| *o == ip) {
-                v.err(path, format!("duplicate peer {ip} (also unicast_peers[{j}])"));
+                v.err(
+                    path,
+                    format!("duplicate peer {ip} (also unicast_peers[{j}])"),
+                );
             } else {
                 unicast_peers.push(ip);
             }
@@ -465,7 +484,10 @@ fn vrrp_instance(v: &mut Validator, p: &str, r: RawVrrp, top_interface: &str) ->
         Some(pass) => {
             let path = format!("{p}.auth_pass");
             if version != 2 {
-                v.err(&path, "only valid with version 2 (VRRPv3 has no authentication)");
+                v.err(
+                    &path,
+                    "only valid with version 2 (VRRPv3 has no authentication)",
+                );
             } else if pass.is_empty() || pass.len() > 8 {
                 v.err(&path, "must be 1 to 8 bytes (the VRRPv2 simple password)");
             }
@@ -474,10 +496,18 @@ fn vrrp_instance(v: &mut Validator, p: &str, r: RawVrrp, top_interface: &str) ->
     };
     let v3_checksum_as_v2 = r.v3_checksum_as_v2.unwrap_or(false);
     if v3_checksum_as_v2 && version == 2 {
-        v.err(format!("{p}.v3_checksum_as_v2"), "only applies to version 3");
+        v.err(
+            format!("{p}.v3_checksum_as_v2"),
+            "only applies to version 3",
+        );
     }
-    let garp_master_repeat =
-        v.int(&format!("{p}.garp_master_repeat"), r.garp_master_repeat, 5, 1, 255) as u32;
+    let garp_master_repeat = v.int(
+        &format!("{p}.garp_master_repeat"),
+        r.garp_master_repeat,
+        5,
+        1,
+        255,
+    ) as u32;
     let garp_master_refresh_delay = v.duration(
         &format!("{p}.garp_master_refresh_delay"),
         r.garp_master_refresh_delay.as_ref(),
@@ -546,9 +576,7 @@ fn virtual_server(
         Some(t) => v.ip(&format!("{p}.vip"), &t),
     };
     if let Some(ip) = vip {
-        let bad = ip.is_unspecified()
-            || ip.is_multicast()
-            || ip == IpAddr::V4(Ipv4Addr::BROADCAST);
+        let bad = ip.is_unspecified() || ip.is_multicast() || ip == IpAddr::V4(Ipv4Addr::BROADCAST);
         if bad {
             v.err(format!("{p}.vip"), format!("{ip} is not a unicast address"));
         }
@@ -590,7 +618,11 @@ fn virtual_server(
         } else if instances.iter().any(|i| i.name == inst) {
             Some(inst)
         } else {
-            let known: Vec<&str> = instances.iter().map(|i| i.name.as_str()).filter(|n| !n.is_empty()).collect();
+            let known: Vec<&str> = instances
+                .iter()
+                .map(|i| i.name.as_str())
+                .filter(|n| !n.is_empty())
+                .collect();
             let known = if known.is_empty() {
                 "there is no vrrp section".to_owned()
             } else {
@@ -608,7 +640,11 @@ fn virtual_server(
             if ip.is_ipv4() != vip.is_ipv4() {
                 v.err(
                     path,
-                    format!("{ip} is {} but the VIP {vip} is {}", family(&ip), family(&vip)),
+                    format!(
+                        "{ip} is {} but the VIP {vip} is {}",
+                        family(&ip),
+                        family(&vip)
+                    ),
                 );
             }
         }
@@ -622,7 +658,10 @@ fn virtual_server(
     let mut real_servers: Vec<RealServer> = Vec::new();
     let raw_reals = match r.real_servers {
         None => {
-            v.err(format!("{p}.real_servers"), "is required (a list; [] for none)");
+            v.err(
+                format!("{p}.real_servers"),
+                "is required (a list; [] for none)",
+            );
             Vec::new()
         }
         Some(list) => list,
@@ -634,7 +673,10 @@ fn virtual_server(
             if let Some(k) = real_servers.iter().position(|o| o.address == rs.address) {
                 v.err(
                     format!("{rp}.address"),
-                    format!("duplicate real server {} (also real_servers[{k}])", rs.address),
+                    format!(
+                        "duplicate real server {} (also real_servers[{k}])",
+                        rs.address
+                    ),
                 );
             }
             real_servers.push(rs);
@@ -648,12 +690,18 @@ fn virtual_server(
     };
     let min = 100 * n_reals as i64;
     if !(2..=MAX_TABLE_SIZE as i64).contains(&table_size) {
-        v.err(&ts_path, format!("must be a prime between 2 and {MAX_TABLE_SIZE}"));
+        v.err(
+            &ts_path,
+            format!("must be a prime between 2 and {MAX_TABLE_SIZE}"),
+        );
     } else if !is_prime(table_size as u64) {
         let hint = next_prime(table_size.max(min) as u64)
             .map(|n| format!("; the next prime is {n}"))
             .unwrap_or_default();
-        v.err(&ts_path, format!("{table_size} is not prime (Maglev needs a prime table size{hint})"));
+        v.err(
+            &ts_path,
+            format!("{table_size} is not prime (Maglev needs a prime table size{hint})"),
+        );
     } else if table_size < min {
         let hint = next_prime(min as u64)
             .map(|n| format!(", e.g. {n}"))
@@ -697,7 +745,11 @@ fn real_server(
         if a.is_ipv4() != vip.is_ipv4() {
             v.err(
                 format!("{rp}.address"),
-                format!("{a} is {} but the VIP {vip} is {}", family(&a), family(&vip)),
+                format!(
+                    "{a} is {} but the VIP {vip} is {}",
+                    family(&a),
+                    family(&vip)
+                ),
             );
         } else if a == vip {
             v.err(format!("{rp}.address"), "must not be the VIP itself");
@@ -705,7 +757,10 @@ fn real_server(
     }
     if let Some(a) = address {
         if a.is_unspecified() || a.is_multicast() || a == IpAddr::V4(Ipv4Addr::BROADCAST) {
-            v.err(format!("{rp}.address"), format!("{a} is not a unicast address"));
+            v.err(
+                format!("{rp}.address"),
+                format!("{a} is not a unicast address"),
+            );
         }
     }
     let mac = r.mac.and_then(|t| match parse_mac(&t) {
@@ -802,10 +857,16 @@ fn check(
         },
     };
 
-    let interval =
-        v.positive_duration(&format!("{cp}.interval"), c.interval.as_ref(), Duration::from_secs(1));
-    let timeout =
-        v.positive_duration(&format!("{cp}.timeout"), c.timeout.as_ref(), Duration::from_secs(1));
+    let interval = v.positive_duration(
+        &format!("{cp}.interval"),
+        c.interval.as_ref(),
+        Duration::from_secs(1),
+    );
+    let timeout = v.positive_duration(
+        &format!("{cp}.timeout"),
+        c.timeout.as_ref(),
+        Duration::from_secs(1),
+    );
     if timeout > interval {
         v.err(
             format!("{cp}.timeout"),
@@ -828,7 +889,9 @@ fn check(
         }
         RawCheckType::Http => {
             let path = c.path.unwrap_or_else(|| "/".to_owned());
-            if !path.starts_with('/') || path.chars().any(|ch| ch.is_whitespace() || ch.is_control()) {
+            if !path.starts_with('/')
+                || path.chars().any(|ch| ch.is_whitespace() || ch.is_control())
+            {
                 v.err(
                     format!("{cp}.path"),
                     format!("{path:?} must start with / and contain no spaces"),
@@ -837,7 +900,10 @@ fn check(
             let host = c.host;
             if let Some(h) = &host {
                 if h.is_empty() || h.chars().any(|ch| ch.is_whitespace() || ch.is_control()) {
-                    v.err(format!("{cp}.host"), format!("{h:?} is not a valid Host header value"));
+                    v.err(
+                        format!("{cp}.host"),
+                        format!("{h:?} is not a valid Host header value"),
+                    );
                 }
             }
             let mut status = Vec::new();
@@ -851,7 +917,10 @@ fn check(
                         if (100..=599).contains(&s) {
                             status.push(s as u16);
                         } else {
-                            v.err(format!("{cp}.status[{i}]"), "must be an HTTP status code between 100 and 599");
+                            v.err(
+                                format!("{cp}.status[{i}]"),
+                                "must be an HTTP status code between 100 and 599",
+                            );
                         }
                     }
                 }
@@ -894,7 +963,10 @@ fn cross_service_checks(v: &mut Validator, services: &[VirtualServer]) {
             if let Some(i) = services[..j].iter().position(|a| a.name == b.name) {
                 v.err(
                     format!("virtual_servers[{j}].name"),
-                    format!("duplicate service name {:?} (also virtual_servers[{i}])", b.name),
+                    format!(
+                        "duplicate service name {:?} (also virtual_servers[{i}])",
+                        b.name
+                    ),
                 );
             }
         }
@@ -922,7 +994,10 @@ fn cross_service_checks(v: &mut Validator, services: &[VirtualServer]) {
             let overlap = if a.ports.is_empty() || b.ports.is_empty() {
                 Some(None)
             } else {
-                b.ports.iter().find(|p| a.ports.contains(p)).map(|p| Some(*p))
+                b.ports
+                    .iter()
+                    .find(|p| a.ports.contains(p))
+                    .map(|p| Some(*p))
             };
             match overlap {
                 None => {}
@@ -995,7 +1070,10 @@ fn vrrp_cross_checks(v: &mut Validator, instances: &[VrrpInstance], services: &[
         if let Some(is_v4) = fam_is_v4 {
             let fam = if is_v4 { "IPv4" } else { "IPv6" };
             if !is_v4 && inst.version == 2 {
-                v.err(format!("{p}.version"), "version 2 is IPv4 only; use version 3 for IPv6");
+                v.err(
+                    format!("{p}.version"),
+                    "version 2 is IPv4 only; use version 3 for IPv6",
+                );
             }
             for (j, peer) in inst.unicast_peers.iter().enumerate() {
                 if peer.is_ipv4() != is_v4 {
@@ -1028,7 +1106,10 @@ fn vrrp_cross_checks(v: &mut Validator, instances: &[VrrpInstance], services: &[
         if inst.priority == 255 {
             let path = format!("{p}.priority");
             if vips.is_empty() {
-                v.err(path, "255 is reserved for the address owner, and this instance owns no VIP");
+                v.err(
+                    path,
+                    "255 is reserved for the address owner, and this instance owns no VIP",
+                );
             } else {
                 let own = v.env.interface_addrs(&inst.interface);
                 let missing: Vec<String> = vips
