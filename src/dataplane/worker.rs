@@ -204,6 +204,7 @@ pub fn run_worker(
             bump(&stats.dropped, u64::from(out.dropped));
             bump(&stats.ring_full_tx, u64::from(out.tx_ring_full));
             bump(&stats.kicks, u64::from(out.kicks));
+            bump(&stats.completions, u64::from(out.completions));
             bump(&stats.batches, 1);
             bump(&stats.batch_hist[batch_bucket(n)], 1);
         }

@@ -185,7 +185,12 @@ impl XskConfig {
         let tx = pick(self.tx_size, rx);
         let fill = pick(self.fill_size, rx);
         let comp = pick(self.comp_size, tx);
-        for (name, v) in [("rx_size", rx), ("tx_size", tx), ("fill_size", fill), ("comp_size", comp)] {
+        for (name, v) in [
+            ("rx_size", rx),
+            ("tx_size", tx),
+            ("fill_size", fill),
+            ("comp_size", comp),
+        ] {
             if !v.is_power_of_two() {
                 return bad(format!("{name} must be a power of two, got {v}"));
             }
@@ -218,6 +223,8 @@ pub struct BatchOutcome {
     pub tx_ring_full: u32,
     /// sendto kicks issued while making room.
     pub kicks: u32,
+    /// TX completions recycled while making room.
+    pub completions: u32,
 }
 
 /// Where every frame of the UMEM is. Ledger fields come from the moves this module made;
@@ -422,8 +429,7 @@ impl Xsk {
         let ((tx, rx, fq_cq), zero_copy) = match bound {
             Some(b) => b,
             None => {
-                let (source, mode, detail) =
-                    last_err.expect("at least one bind attempt was made");
+                let (source, mode, detail) = last_err.expect("at least one bind attempt was made");
                 return Err(XskError::Socket {
                     ifname: ifname.to_string(),
                     queue,
@@ -603,8 +609,9 @@ impl Xsk {
         if want > 0 {
             let mut room = self.tx.nb_free(want).min(want);
             if room < want {
+                // A failed kick is not fatal here: the worker loop's flush reports it.
                 out.kicks += self.kick_tx().map(u32::from).unwrap_or(0);
-                self.recycle_completions();
+                out.completions += self.recycle_completions();
                 room = self.tx.nb_free(want).min(want);
             }
             let room = room as usize;
@@ -737,7 +744,8 @@ impl Xsk {
         if r < 0 {
             let e = io::Error::last_os_error();
             match e.raw_os_error() {
-                Some(libc::EAGAIN | libc::EBUSY | libc::ENOBUFS | libc::ENETDOWN | libc::EINTR) => {}
+                Some(libc::EAGAIN | libc::EBUSY | libc::ENOBUFS | libc::ENETDOWN | libc::EINTR) => {
+                }
                 _ => return Err(e.into()),
             }
         }
@@ -781,10 +789,25 @@ mod tests {
     fn ring_sizes_derive_from_frames() {
         let cfg = XskConfig::default();
         let s = cfg.ring_sizes().unwrap();
-        assert_eq!(s, RingSizes { rx: 2048, tx: 2048, fill: 2048, comp: 2048 });
-        let cfg = XskConfig { frames: 3000, ..XskConfig::default() };
+        assert_eq!(
+            s,
+            RingSizes {
+                rx: 2048,
+                tx: 2048,
+                fill: 2048,
+                comp: 2048
+            }
+        );
+        let cfg = XskConfig {
+            frames: 3000,
+            ..XskConfig::default()
+        };
         assert_eq!(cfg.ring_sizes().unwrap().rx, 1024);
-        let cfg = XskConfig { frames: 4096, tx_size: 512, ..XskConfig::default() };
+        let cfg = XskConfig {
+            frames: 4096,
+            tx_size: 512,
+            ..XskConfig::default()
+        };
         let s = cfg.ring_sizes().unwrap();
         assert_eq!((s.tx, s.comp, s.fill), (512, 512, 2048));
     }
@@ -792,11 +815,42 @@ mod tests {
     #[test]
     fn bad_configs_are_rejected_with_the_field_named() {
         let cases = [
-            (XskConfig { frames: 1, ..XskConfig::default() }, "frames"),
-            (XskConfig { frame_size: 3000, ..XskConfig::default() }, "frame_size"),
-            (XskConfig { rx_size: 1000, ..XskConfig::default() }, "rx_size"),
-            (XskConfig { batch_size: 0, ..XskConfig::default() }, "batch_size"),
-            (XskConfig { frames: 64, batch_size: 64, ..XskConfig::default() }, "batch_size"),
+            (
+                XskConfig {
+                    frames: 1,
+                    ..XskConfig::default()
+                },
+                "frames",
+            ),
+            (
+                XskConfig {
+                    frame_size: 3000,
+                    ..XskConfig::default()
+                },
+                "frame_size",
+            ),
+            (
+                XskConfig {
+                    rx_size: 1000,
+                    ..XskConfig::default()
+                },
+                "rx_size",
+            ),
+            (
+                XskConfig {
+                    batch_size: 0,
+                    ..XskConfig::default()
+                },
+                "batch_size",
+            ),
+            (
+                XskConfig {
+                    frames: 64,
+                    batch_size: 64,
+                    ..XskConfig::default()
+                },
+                "batch_size",
+            ),
         ];
         for (cfg, field) in cases {
             match cfg.ring_sizes() {
@@ -804,6 +858,12 @@ mod tests {
                 other => panic!("{field}: expected InvalidConfig, got {other:?}"),
             }
         }
+    }
+
+    #[test]
+    fn xsk_can_move_to_a_worker_thread() {
+        fn assert_send<T: Send>() {}
+        assert_send::<Xsk>();
     }
 
     #[test]
