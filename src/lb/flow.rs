@@ -153,8 +153,15 @@ impl FlowTable {
             .max(WAYS)
             .checked_next_power_of_two()
             .unwrap_or(1 << (usize::BITS - 1));
+        let mut tags = vec![0u32; cap];
+        // A zeroed allocation is mapped lazily by the kernel: touch every page now, so the
+        // first packets do not take page faults. (black_box: the compiler cannot know the
+        // stored value is the zero already there.)
+        for page in tags.chunks_mut(4096 / std::mem::size_of::<u32>()) {
+            page[0] = std::hint::black_box(0);
+        }
         FlowTable {
-            tags: vec![0; cap],
+            tags,
             entries: vec![FlowEntry::EMPTY; cap],
             mask: cap / WAYS - 1,
             len: 0,
@@ -230,7 +237,13 @@ impl FlowTable {
     /// returns it. An existing entry for `key` is overwritten in place (`len` unchanged).
     /// In a full bucket an expired way is reused first, else the least recently used way is
     /// evicted (counted in [`FlowTable::evictions`]).
-    pub fn insert(&mut self, key: &FlowKey, hash: u64, backend: u32, now_ms: u64) -> &mut FlowEntry {
+    pub fn insert(
+        &mut self,
+        key: &FlowKey,
+        hash: u64,
+        backend: u32,
+        now_ms: u64,
+    ) -> &mut FlowEntry {
         let i = match self.find(key, hash) {
             Some(i) => i,
             None => self.claim_way(hash, now_ms),
@@ -510,12 +523,19 @@ mod tests {
         assert!(t.lookup(&keys[2], keys[2].hash(), 103).is_none());
         assert_eq!(t.lookup(&n, n.hash(), 103).unwrap().backend(), 99);
         // Touch the survivors at distinct times, keys[4] first: it becomes the LRU.
-        let mut order: Vec<FlowKey> = keys[..WAYS].iter().copied().filter(|x| *x != keys[2]).collect();
+        let mut order: Vec<FlowKey> = keys[..WAYS]
+            .iter()
+            .copied()
+            .filter(|x| *x != keys[2])
+            .collect();
         order.swap(0, 3); // keys[4] to the front
         assert_eq!(order[0], keys[4]);
         order.push(n);
         for (j, key) in order.iter().enumerate() {
-            assert!(t.lookup(key, key.hash(), 110 + j as u64).is_some(), "{key:?} evicted");
+            assert!(
+                t.lookup(key, key.hash(), 110 + j as u64).is_some(),
+                "{key:?} evicted"
+            );
         }
         let n2 = keys[WAYS + 1];
         t.insert(&n2, n2.hash(), 98, 200);

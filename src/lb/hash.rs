@@ -176,7 +176,10 @@ mod tests {
             0x103c_241e_eddc_8d32
         );
         assert_eq!(hash64(b"", 0x4d61_7474_446c_6c6e), 0x8456_6ac0_f5a0_cb84);
-        assert_eq!(hash64(b"hammer2", 0x4d61_7474_446c_6c6e), 0xa041_be26_8b56_74e5);
+        assert_eq!(
+            hash64(b"hammer2", 0x4d61_7474_446c_6c6e),
+            0xa041_be26_8b56_74e5
+        );
     }
 
     fn key(src: [u8; 16], dst: [u8; 16], sport: u16, dport: u16, proto: u8) -> FlowKey {
@@ -218,7 +221,9 @@ mod tests {
             (
                 key(
                     [0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1],
-                    [0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x88],
+                    [
+                        0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x88,
+                    ],
                     55555,
                     443,
                     6,
@@ -227,7 +232,12 @@ mod tests {
             ),
         ];
         for (k, want) in cases {
-            assert_eq!(hash_flow(&k), want, "hash_flow({k:?}) = {:#x}", hash_flow(&k));
+            assert_eq!(
+                hash_flow(&k),
+                want,
+                "hash_flow({k:?}) = {:#x}",
+                hash_flow(&k)
+            );
         }
     }
 
@@ -286,7 +296,10 @@ mod tests {
             assert!((30.0..34.0).contains(&mean), "input bit {bit}: mean {mean}");
             for (o, &c) in per_out.iter().enumerate() {
                 let p = c as f64 / SAMPLES as f64;
-                assert!((0.3..0.7).contains(&p), "input bit {bit} -> output bit {o}: {p}");
+                assert!(
+                    (0.3..0.7).contains(&p),
+                    "input bit {bit} -> output bit {o}: {p}"
+                );
             }
         }
     }
@@ -331,7 +344,13 @@ mod tests {
         let mut counts = [0u32; 3];
         for i in 0..10_000u32 {
             let a = (i * 2).to_be_bytes();
-            let k = key(v4([10, a[1], a[2], a[3]]), v4([192, 168, 5, 188]), 40000, 80, 6);
+            let k = key(
+                v4([10, a[1], a[2], a[3]]),
+                v4([192, 168, 5, 188]),
+                40000,
+                80,
+                6,
+            );
             counts[(hash_flow(&k) % 3) as usize] += 1;
         }
         for c in counts {

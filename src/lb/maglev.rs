@@ -275,10 +275,7 @@ mod tests {
         assert_eq!(populate(&[b1, b2, b3], 7), vec![1, 0, 1, 0, 2, 2, 0]);
         assert_eq!(populate(&[b1, b3], 7), vec![0, 0, 0, 0, 1, 1, 1]);
         // Weight 0 is the same as absent (indexes still refer to the input).
-        assert_eq!(
-            populate(&[b1, (0, 2, 0), b3], 7),
-            vec![0, 0, 0, 0, 2, 2, 2]
-        );
+        assert_eq!(populate(&[b1, (0, 2, 0), b3], 7), vec![0, 0, 0, 0, 2, 2, 2]);
     }
 
     #[test]
@@ -290,7 +287,10 @@ mod tests {
         assert_eq!(build(&b, 100), Err(MaglevError::NotPrime(100)));
         assert_eq!(
             build(&equal(12), 11),
-            Err(MaglevError::TooManyBackends { backends: 12, m: 11 })
+            Err(MaglevError::TooManyBackends {
+                backends: 12,
+                m: 11
+            })
         );
         assert_eq!(
             build(&b, MAX_TABLE_SIZE + 2),
@@ -314,12 +314,26 @@ mod tests {
             small,
             vec![2, 3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37, 41, 43, 47, 53, 59]
         );
-        for p in [65537u64, 65521, 131071, 1_000_003, (1 << 31) - 1, (1 << 61) - 1] {
+        for p in [
+            65537u64,
+            65521,
+            131071,
+            1_000_003,
+            (1 << 31) - 1,
+            (1 << 61) - 1,
+        ] {
             assert!(is_prime(p), "{p}");
         }
         assert!(is_prime(18_446_744_073_709_551_557)); // largest u64 prime
-        // Carmichael numbers, strong pseudoprimes to small bases, squares of primes.
-        for c in [561u64, 1105, 2047, 3_215_031_751, 65537 * 65537, 4_294_967_297] {
+                                                       // Carmichael numbers, strong pseudoprimes to small bases, squares of primes.
+        for c in [
+            561u64,
+            1105,
+            2047,
+            3_215_031_751,
+            65537 * 65537,
+            4_294_967_297,
+        ] {
             assert!(!is_prime(c), "{c}");
         }
         assert!(!is_prime(u64::MAX));
@@ -341,7 +355,10 @@ mod tests {
         let c = counts(&t, 3);
         for (i, want) in [1.0 / 6.0, 2.0 / 6.0, 3.0 / 6.0].iter().enumerate() {
             let share = c[i] as f64 / M as f64;
-            assert!((share - want).abs() < 0.01, "backend {i}: {share} vs {want}");
+            assert!(
+                (share - want).abs() < 0.01,
+                "backend {i}: {share} vs {want}"
+            );
         }
         // A large spread of weights still fills the table, proportionally.
         let b = vec![(v4(1), 65535), (v4(2), 1), (v4(3), 100)];
@@ -392,7 +409,10 @@ mod tests {
         after.remove(421);
         let moved = extra_moves(&b, &after, M);
         let frac = moved as f64 / M as f64;
-        eprintln!("removing 1 of 1000: {moved} extra slots moved ({:.3}%)", frac * 100.0);
+        eprintln!(
+            "removing 1 of 1000: {moved} extra slots moved ({:.3}%)",
+            frac * 100.0
+        );
         assert!(frac < 0.015, "moved {moved} slots ({:.3}%)", frac * 100.0);
         // Adding it back is the inverse.
         let back = extra_moves(&after, &b, M);
