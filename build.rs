@@ -8,7 +8,8 @@ use libbpf_cargo::SkeletonBuilder;
 const SRC: &str = "bpf/xlb.bpf.c";
 
 fn main() {
-    let out = PathBuf::from(env::var_os("OUT_DIR").expect("OUT_DIR is set by cargo")).join("xlb.skel.rs");
+    let out =
+        PathBuf::from(env::var_os("OUT_DIR").expect("OUT_DIR is set by cargo")).join("xlb.skel.rs");
     let arch = env::var("CARGO_CFG_TARGET_ARCH").expect("target arch is set by cargo");
     // Debian keeps asm/types.h under the multiarch directory, which clang -target bpf
     // does not search by itself.

@@ -88,8 +88,12 @@ impl Default for ForwardCounters {
             drops: Default::default(),
             unexpected: AtomicU64::new(0),
             new_flows: AtomicU64::new(0),
-            backend_packets: (0..MAX_COUNTED_BACKENDS).map(|_| AtomicU64::new(0)).collect(),
-            backend_bytes: (0..MAX_COUNTED_BACKENDS).map(|_| AtomicU64::new(0)).collect(),
+            backend_packets: (0..MAX_COUNTED_BACKENDS)
+                .map(|_| AtomicU64::new(0))
+                .collect(),
+            backend_bytes: (0..MAX_COUNTED_BACKENDS)
+                .map(|_| AtomicU64::new(0))
+                .collect(),
             flows: AtomicU64::new(0),
             evictions: AtomicU64::new(0),
         }
@@ -312,7 +316,11 @@ async fn run_async(cfg: Config) -> Result<(), DaemonError> {
     };
     let per_worker_flows = (cfg.flows.capacity / queues.len().max(1)).max(1024);
     for (i, &queue) in queues.iter().enumerate() {
-        let core = cfg.workers.cores.get(i % cfg.workers.cores.len().max(1)).copied();
+        let core = cfg
+            .workers
+            .cores
+            .get(i % cfg.workers.cores.len().max(1))
+            .copied();
         let xcfg = XskConfig {
             frames: cfg.workers.frames,
             batch_size: cfg.workers.batch_size,
@@ -339,7 +347,8 @@ async fn run_async(cfg: Config) -> Result<(), DaemonError> {
                     }
                 };
                 let _ = fd_tx.send(Ok(xsk.fd()));
-                let mut handler = Forwarder::new(sh, FlowTable::new(per_worker_flows, timeouts), ct);
+                let mut handler =
+                    Forwarder::new(sh, FlowTable::new(per_worker_flows, timeouts), ct);
                 match run_worker(&mut xsk, &mut handler, &st, &sp, core) {
                     Ok(acct) => info!("worker {queue} stopped: {acct:?}"),
                     Err(e) => error!("worker {queue} failed: {e}"),
@@ -366,7 +375,10 @@ async fn run_async(cfg: Config) -> Result<(), DaemonError> {
             nl.add_address(ifindex, vip).await?;
         }
         prog.set_active(true)?;
-        info!("active: serving {} virtual services", cfg.virtual_servers.len());
+        info!(
+            "active: serving {} virtual services",
+            cfg.virtual_servers.len()
+        );
     }
 
     let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
@@ -414,7 +426,12 @@ async fn run_async(cfg: Config) -> Result<(), DaemonError> {
     for w in workers {
         let _ = prog.unregister_xsk(w.queue);
         let _ = w.thread.join();
-        let drops: u64 = w.counters.drops.iter().map(|c| c.load(Ordering::Relaxed)).sum();
+        let drops: u64 = w
+            .counters
+            .drops
+            .iter()
+            .map(|c| c.load(Ordering::Relaxed))
+            .sum();
         info!(
             "worker {}: {:?}, new flows {}, drops {}",
             w.queue,

@@ -103,7 +103,7 @@ fn run(config: Config) -> anyhow::Result<()> {
         services = config.virtual_servers.len(),
         "configuration loaded"
     );
-    anyhow::bail!("data plane not wired yet")
+    xlb::daemon::run(config).context("xlb stopped")
 }
 
 /// Load and validate `path`, printing every problem to stderr. On failure returns the exit

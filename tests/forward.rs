@@ -44,7 +44,13 @@ fn backend(i: usize, service: u32, state: BackendState) -> Backend {
 
 /// Three services: TCP VIP4:80 (slots all backend 0), UDP VIP4:53 (backend 1), TCP
 /// [VIP6]:80 (backend 2). Backends 3..5 are the IPv6 ones; keep it simple: ids 0,1,2.
-fn snapshot(generation: u64, tcp_table: Vec<u32>, states: [BackendState; 3], sorry: Option<u32>, on_down: OnDown) -> Snapshot {
+fn snapshot(
+    generation: u64,
+    tcp_table: Vec<u32>,
+    states: [BackendState; 3],
+    sorry: Option<u32>,
+    on_down: OnDown,
+) -> Snapshot {
     let services = vec![
         Service {
             name: "web".into(),
@@ -83,7 +89,13 @@ fn snapshot(generation: u64, tcp_table: Vec<u32>, states: [BackendState; 3], sor
 }
 
 fn base() -> Snapshot {
-    snapshot(1, vec![0; 7], [BackendState::Up; 3], None, OnDown::Reschedule)
+    snapshot(
+        1,
+        vec![0; 7],
+        [BackendState::Up; 3],
+        None,
+        OnDown::Reschedule,
+    )
 }
 
 fn tcp4(dst: [u8; 4], sport: u16, dport: u16, flags: &str) -> Vec<u8> {
@@ -221,27 +233,132 @@ fn cases() -> Vec<Case> {
     let mut vlan_out = rewritten(&vlan, RS[0]);
     vlan_out[12..16].copy_from_slice(&vlan[12..16]);
     vec![
-        Case { what: "TCP SYN to VIP:80 goes to the real server's MAC", output: Some(rewritten(&syn, RS[0])), input: syn.clone(), verdict: tx(0) },
-        Case { what: "UDP to VIP:53", input: udp4(VIP4, 5000, 53), verdict: tx(1), output: Some(rewritten(&udp4(VIP4, 5000, 53), RS[1])) },
-        Case { what: "TCP to [VIP6]:80", input: v6.clone(), verdict: tx(2), output: Some(rewritten(&v6, RS[2])) },
-        Case { what: "IPv4 options are forwarded untouched", output: Some(rewritten(&opts, RS[0])), input: opts, verdict: tx(0) },
-        Case { what: "802.1Q tag kept, MACs rewritten", input: vlan, verdict: tx(0), output: Some(vlan_out) },
-        Case { what: "VIP on a port without service: kernel", input: tcp4(VIP4, 40000, 22, "S"), verdict: Verdict::Pass, output: None },
-        Case { what: "UDP to the TCP service port: kernel", input: udp4(VIP4, 5000, 80), verdict: Verdict::Pass, output: None },
-        Case { what: "director's own address: kernel", input: tcp4(OTHER4, 40000, 80, "S"), verdict: Verdict::Pass, output: None },
-        Case { what: "ARP: kernel", input: arp_request(), verdict: Verdict::Pass, output: None },
-        Case { what: "runt Ethernet frame: kernel", input: vec![0xff; 10], verdict: Verdict::Pass, output: None },
-        Case { what: "IPv4 header cut before the destination: kernel", input: syn[..14 + 12].to_vec(), verdict: Verdict::Pass, output: None },
-        Case { what: "IHL 3", input: set_ip(&syn, 0, 0x43), verdict: Verdict::Drop(DropReason::BadHeader), output: None },
-        Case { what: "IHL 15 beyond the frame", input: set_ip(&syn[..14 + 24], 0, 0x4f), verdict: Verdict::Drop(DropReason::Truncated), output: None },
-        Case { what: "IP version 6 in an IPv4 ethertype", input: set_ip(&syn, 0, 0x65), verdict: Verdict::Drop(DropReason::BadVersion), output: None },
-        Case { what: "total length beyond the frame", input: lying_long, verdict: Verdict::Drop(DropReason::BadLength), output: None },
-        Case { what: "total length below the header", input: lying_short, verdict: Verdict::Drop(DropReason::BadLength), output: None },
-        Case { what: "TCP header cut short", input: truncated_tcp, verdict: Verdict::Drop(DropReason::BadL4), output: None },
-        Case { what: "TCP data offset 3", input: bad_doff, verdict: Verdict::Drop(DropReason::BadL4), output: None },
-        Case { what: "UDP length 4", input: udp_bad_len, verdict: Verdict::Drop(DropReason::BadL4), output: None },
-        Case { what: "IPv6 payload length beyond the frame", input: v6_lying, verdict: Verdict::Drop(DropReason::BadLength), output: None },
-        Case { what: "IPv6 to another address: kernel", input: tcp6(CLIENT6, 1, 80), verdict: Verdict::Pass, output: None },
+        Case {
+            what: "TCP SYN to VIP:80 goes to the real server's MAC",
+            output: Some(rewritten(&syn, RS[0])),
+            input: syn.clone(),
+            verdict: tx(0),
+        },
+        Case {
+            what: "UDP to VIP:53",
+            input: udp4(VIP4, 5000, 53),
+            verdict: tx(1),
+            output: Some(rewritten(&udp4(VIP4, 5000, 53), RS[1])),
+        },
+        Case {
+            what: "TCP to [VIP6]:80",
+            input: v6.clone(),
+            verdict: tx(2),
+            output: Some(rewritten(&v6, RS[2])),
+        },
+        Case {
+            what: "IPv4 options are forwarded untouched",
+            output: Some(rewritten(&opts, RS[0])),
+            input: opts,
+            verdict: tx(0),
+        },
+        Case {
+            what: "802.1Q tag kept, MACs rewritten",
+            input: vlan,
+            verdict: tx(0),
+            output: Some(vlan_out),
+        },
+        Case {
+            what: "VIP on a port without service: kernel",
+            input: tcp4(VIP4, 40000, 22, "S"),
+            verdict: Verdict::Pass,
+            output: None,
+        },
+        Case {
+            what: "UDP to the TCP service port: kernel",
+            input: udp4(VIP4, 5000, 80),
+            verdict: Verdict::Pass,
+            output: None,
+        },
+        Case {
+            what: "director's own address: kernel",
+            input: tcp4(OTHER4, 40000, 80, "S"),
+            verdict: Verdict::Pass,
+            output: None,
+        },
+        Case {
+            what: "ARP: kernel",
+            input: arp_request(),
+            verdict: Verdict::Pass,
+            output: None,
+        },
+        Case {
+            what: "runt Ethernet frame: kernel",
+            input: vec![0xff; 10],
+            verdict: Verdict::Pass,
+            output: None,
+        },
+        Case {
+            what: "IPv4 header cut before the destination: kernel",
+            input: syn[..14 + 12].to_vec(),
+            verdict: Verdict::Pass,
+            output: None,
+        },
+        Case {
+            what: "IHL 3",
+            input: set_ip(&syn, 0, 0x43),
+            verdict: Verdict::Drop(DropReason::BadHeader),
+            output: None,
+        },
+        Case {
+            what: "IHL 15 beyond the frame",
+            input: set_ip(&syn[..14 + 24], 0, 0x4f),
+            verdict: Verdict::Drop(DropReason::Truncated),
+            output: None,
+        },
+        Case {
+            what: "IP version 6 in an IPv4 ethertype",
+            input: set_ip(&syn, 0, 0x65),
+            verdict: Verdict::Drop(DropReason::BadVersion),
+            output: None,
+        },
+        Case {
+            what: "total length beyond the frame",
+            input: lying_long,
+            verdict: Verdict::Drop(DropReason::BadLength),
+            output: None,
+        },
+        Case {
+            what: "total length below the header",
+            input: lying_short,
+            verdict: Verdict::Drop(DropReason::BadLength),
+            output: None,
+        },
+        Case {
+            what: "TCP header cut short",
+            input: truncated_tcp,
+            verdict: Verdict::Drop(DropReason::BadL4),
+            output: None,
+        },
+        Case {
+            what: "TCP data offset 3",
+            input: bad_doff,
+            verdict: Verdict::Drop(DropReason::BadL4),
+            output: None,
+        },
+        Case {
+            what: "UDP length 4",
+            input: udp_bad_len,
+            verdict: Verdict::Drop(DropReason::BadL4),
+            output: None,
+        },
+        Case {
+            what: "IPv6 payload length beyond the frame",
+            input: v6_lying,
+            verdict: Verdict::Drop(DropReason::BadLength),
+            output: None,
+        },
+        Case {
+            what: "IPv6 to another address: kernel",
+            input: tcp6(CLIENT6, 1, 80),
+            verdict: Verdict::Pass,
+            output: None,
+        },
     ]
 }
 
@@ -269,7 +386,13 @@ fn a_flow_stays_on_its_server_when_the_table_changes() {
     states[0] = BackendState::Drain;
     let second = snapshot(2, vec![1; 7], states, None, OnDown::Reschedule);
     let mut f = tcp4(VIP4, 40001, 80, "A");
-    assert_eq!(forward(&mut f, &second, &mut flows, 2), Verdict::Tx { backend: 0, new_flow: false });
+    assert_eq!(
+        forward(&mut f, &second, &mut flows, 2),
+        Verdict::Tx {
+            backend: 0,
+            new_flow: false
+        }
+    );
     assert_eq!(&f[0..6], &RS[0]);
     let mut g = tcp4(VIP4, 40002, 80, "S");
     assert_eq!(forward(&mut g, &second, &mut flows, 2), tx(1));
@@ -284,17 +407,32 @@ fn a_flow_on_a_failed_server_is_rescheduled_or_dropped() {
     states[0] = BackendState::Down;
     let resched = snapshot(2, vec![1; 7], states, None, OnDown::Reschedule);
     let mut f = tcp4(VIP4, 40003, 80, "A");
-    assert_eq!(forward(&mut f, &resched, &mut flows, 2), Verdict::Tx { backend: 1, new_flow: false });
+    assert_eq!(
+        forward(&mut f, &resched, &mut flows, 2),
+        Verdict::Tx {
+            backend: 1,
+            new_flow: false
+        }
+    );
     // And it stays on its new server.
     let mut f = tcp4(VIP4, 40003, 80, "A");
-    assert_eq!(forward(&mut f, &resched, &mut flows, 3), Verdict::Tx { backend: 1, new_flow: false });
+    assert_eq!(
+        forward(&mut f, &resched, &mut flows, 3),
+        Verdict::Tx {
+            backend: 1,
+            new_flow: false
+        }
+    );
 
     let mut flows = FlowTable::new(1024, timeouts());
     let mut f = tcp4(VIP4, 40004, 80, "S");
     assert_eq!(forward(&mut f, &base(), &mut flows, 1), tx(0));
     let drop = snapshot(2, vec![1; 7], states, None, OnDown::Drop);
     let mut f = tcp4(VIP4, 40004, 80, "A");
-    assert_eq!(forward(&mut f, &drop, &mut flows, 2), Verdict::Drop(DropReason::BackendDown));
+    assert_eq!(
+        forward(&mut f, &drop, &mut flows, 2),
+        Verdict::Drop(DropReason::BackendDown)
+    );
 }
 
 #[test]
@@ -303,7 +441,10 @@ fn no_server_up_uses_the_sorry_server_or_drops() {
     let empty = snapshot(1, vec![NO_BACKEND; 7], states, None, OnDown::Reschedule);
     let mut flows = FlowTable::new(1024, timeouts());
     let mut f = tcp4(VIP4, 40005, 80, "S");
-    assert_eq!(forward(&mut f, &empty, &mut flows, 1), Verdict::Drop(DropReason::NoBackend));
+    assert_eq!(
+        forward(&mut f, &empty, &mut flows, 1),
+        Verdict::Drop(DropReason::NoBackend)
+    );
     let sorry = snapshot(1, vec![NO_BACKEND; 7], states, Some(1), OnDown::Reschedule);
     let mut f = tcp4(VIP4, 40005, 80, "S");
     assert_eq!(forward(&mut f, &sorry, &mut flows, 1), tx(1));
@@ -318,7 +459,10 @@ fn a_server_without_a_mac_takes_no_traffic() {
     snap = Snapshot::new(1, DIRECTOR_MAC, snap.services.clone(), backends);
     let mut flows = FlowTable::new(1024, timeouts());
     let mut f = tcp4(VIP4, 40006, 80, "S");
-    assert_eq!(forward(&mut f, &snap, &mut flows, 1), Verdict::Drop(DropReason::NoMac));
+    assert_eq!(
+        forward(&mut f, &snap, &mut flows, 1),
+        Verdict::Drop(DropReason::NoMac)
+    );
 }
 
 #[test]
@@ -348,9 +492,21 @@ fn fin_and_rst_keep_forwarding_to_the_same_server() {
     let mut f = tcp4(VIP4, 40007, 80, "S");
     assert_eq!(forward(&mut f, &base(), &mut flows, 1), tx(0));
     let mut f = tcp4(VIP4, 40007, 80, "FA");
-    assert_eq!(forward(&mut f, &base(), &mut flows, 2), Verdict::Tx { backend: 0, new_flow: false });
+    assert_eq!(
+        forward(&mut f, &base(), &mut flows, 2),
+        Verdict::Tx {
+            backend: 0,
+            new_flow: false
+        }
+    );
     let mut f = tcp4(VIP4, 40007, 80, "A");
-    assert_eq!(forward(&mut f, &base(), &mut flows, 3), Verdict::Tx { backend: 0, new_flow: false });
+    assert_eq!(
+        forward(&mut f, &base(), &mut flows, 3),
+        Verdict::Tx {
+            backend: 0,
+            new_flow: false
+        }
+    );
 }
 
 proptest! {

@@ -50,13 +50,14 @@ pub fn ifindex(ifname: &str) -> Result<u32, NetlinkError> {
 
 /// The interface's MAC address, from sysfs.
 pub fn mac_address(ifname: &str) -> Result<[u8; 6], NetlinkError> {
-    let text = std::fs::read_to_string(format!("/sys/class/net/{ifname}/address")).map_err(
-        |source| NetlinkError::Sysfs {
-            ifname: ifname.into(),
-            what: "address",
-            source,
-        },
-    )?;
+    let text =
+        std::fs::read_to_string(format!("/sys/class/net/{ifname}/address")).map_err(|source| {
+            NetlinkError::Sysfs {
+                ifname: ifname.into(),
+                what: "address",
+                source,
+            }
+        })?;
     parse_mac(text.trim()).ok_or_else(|| NetlinkError::Sysfs {
         ifname: ifname.into(),
         what: "address",
@@ -174,7 +175,10 @@ impl Netlink {
         let prefix = if addr.is_ipv4() { 32 } else { 128 };
         let mut req = self.handle.address().add(ifindex, addr, prefix);
         if addr.is_ipv6() {
-            req.message_mut().header.flags.push(AddressHeaderFlag::Nodad);
+            req.message_mut()
+                .header
+                .flags
+                .push(AddressHeaderFlag::Nodad);
         }
         match req.execute().await {
             Ok(()) => Ok(()),

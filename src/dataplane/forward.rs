@@ -141,7 +141,11 @@ pub fn forward(frame: &mut [u8], snap: &Snapshot, flows: &mut FlowTable, now_ms:
 #[inline]
 fn v4_dst(ip: &[u8]) -> Option<[u8; 16]> {
     let d = ip.get(16..20)?;
-    Some(std::net::Ipv4Addr::new(d[0], d[1], d[2], d[3]).to_ipv6_mapped().octets())
+    Some(
+        std::net::Ipv4Addr::new(d[0], d[1], d[2], d[3])
+            .to_ipv6_mapped()
+            .octets(),
+    )
 }
 
 fn parse_v4(ip: &[u8], l2_len: usize, snap: &Snapshot) -> Result<Option<L3>, DropReason> {
@@ -155,11 +159,15 @@ fn parse_v4(ip: &[u8], l2_len: usize, snap: &Snapshot) -> Result<Option<L3>, Dro
             };
         }
     };
-    let dst = std::net::Ipv4Addr::from(pkt.dst_addr()).to_ipv6_mapped().octets();
+    let dst = std::net::Ipv4Addr::from(pkt.dst_addr())
+        .to_ipv6_mapped()
+        .octets();
     if !snap.is_vip(&dst) {
         return Ok(None);
     }
-    let src = std::net::Ipv4Addr::from(pkt.src_addr()).to_ipv6_mapped().octets();
+    let src = std::net::Ipv4Addr::from(pkt.src_addr())
+        .to_ipv6_mapped()
+        .octets();
     let hl = pkt.header_len();
     let fragment = pkt.is_fragment().then(|| pkt.frag_offset() == 0);
     Ok(Some(L3 {
