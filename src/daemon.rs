@@ -8,6 +8,7 @@
 //! instead of letting the kernel answer for the VIP (see DESIGN.md §2). SIGTERM/SIGINT:
 //! inactive, VIPs removed, workers stopped, XDP detached, exit 0.
 
+use std::collections::{BTreeSet, HashSet};
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -19,12 +20,13 @@ use tracing::{error, info, warn};
 use crate::config::{Config, Protocol, Queues, XdpMode};
 use crate::control::netlink::{self, Netlink, NetlinkError};
 use crate::control::publish::{build_snapshot, PublishError, Registry};
+use crate::control::vrrp::{self, State as VrrpState, VrrpError, VrrpEvent, VrrpHandle};
 use crate::dataplane::bpf::{AttachMode, BpfError, XdpProgram};
 use crate::dataplane::forward::{forward, DropReason, Verdict};
 use crate::dataplane::worker::{run_worker, Action, FrameHandler, WorkerStats};
 use crate::dataplane::xsk::{ProgramMode, Xsk, XskConfig, XskError};
 use crate::lb::flow::{FlowTable, FlowTimeouts};
-use crate::lb::tables::{Snapshot, PROTO_TCP, PROTO_UDP};
+use crate::lb::tables::{BackendId, Snapshot, PROTO_TCP, PROTO_UDP};
 
 /// How often the control loop refreshes the XDP program's liveness stamp.
 const TOUCH_EVERY: Duration = Duration::from_millis(100);
@@ -59,6 +61,9 @@ pub enum DaemonError {
     /// Runtime or thread set-up failed.
     #[error("{0}")]
     Io(#[from] std::io::Error),
+    /// A VRRP instance could not start.
+    #[error(transparent)]
+    Vrrp(#[from] VrrpError),
     /// A worker thread died.
     #[error("worker for queue {0} stopped unexpectedly")]
     WorkerDied(u32),
@@ -203,9 +208,13 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
     rt.block_on(run_async(cfg))
 }
 
-fn service_keys(cfg: &Config) -> Vec<(IpAddr, u16, u8, u32)> {
+/// XDP service keys of the services this director is active for.
+fn service_keys(cfg: &Config, active: impl Fn(Option<&str>) -> bool) -> Vec<(IpAddr, u16, u8, u32)> {
     let mut out = Vec::new();
     for (i, vs) in cfg.virtual_servers.iter().enumerate() {
+        if !active(vs.vrrp.as_deref()) {
+            continue;
+        }
         let proto = match vs.protocol {
             Protocol::Tcp => PROTO_TCP,
             Protocol::Udp => PROTO_UDP,
@@ -220,45 +229,168 @@ fn service_keys(cfg: &Config) -> Vec<(IpAddr, u16, u8, u32)> {
     out
 }
 
-fn vips(cfg: &Config) -> Vec<IpAddr> {
-    let mut v: Vec<IpAddr> = cfg.virtual_servers.iter().map(|s| s.vip).collect();
-    v.sort();
-    v.dedup();
-    v
+/// VIPs of the services matching `filter` (by owning VRRP instance).
+fn vips(cfg: &Config, filter: impl Fn(Option<&str>) -> bool) -> BTreeSet<IpAddr> {
+    cfg.virtual_servers
+        .iter()
+        .filter(|s| filter(s.vrrp.as_deref()))
+        .map(|s| s.vip)
+        .collect()
 }
 
-/// Looks MACs up; returns true when anything changed.
-async fn refresh_macs(nl: &Netlink, ifindex: u32, cfg: &Config, reg: &mut Registry) -> bool {
-    let wanted = reg.unresolved(cfg);
-    if wanted.is_empty() {
-        return false;
+/// Something the control loop reacts to.
+#[derive(Debug)]
+pub enum ControlEvent {
+    /// A VRRP instance changed state.
+    Vrrp(VrrpEvent),
+    /// A health check changed a real server's state.
+    Health {
+        /// Backend.
+        id: BackendId,
+        /// New state.
+        up: bool,
+        /// Why, for the log.
+        reason: String,
+    },
+}
+
+/// The control plane's state: config, backend registry, VRRP mastership, and what it has
+/// told the kernel (VIP addresses) and the data plane (snapshot, XDP services).
+pub struct Controller {
+    cfg: Config,
+    reg: Registry,
+    generation: u64,
+    local_mac: [u8; 6],
+    shared: Arc<ArcSwap<Snapshot>>,
+    prog: XdpProgram,
+    nl: Netlink,
+    ifindex: u32,
+    /// VRRP instances currently MASTER.
+    masters: HashSet<String>,
+    /// VIP addresses xlb has put on the interface.
+    held: BTreeSet<IpAddr>,
+}
+
+impl Controller {
+    /// True when this director serves services owned by `instance` (None: not VRRP-owned).
+    pub fn is_active(&self, instance: Option<&str>) -> bool {
+        instance.is_none_or(|n| self.masters.contains(n))
     }
-    let addrs: Vec<IpAddr> = wanted.iter().map(|(_, a)| *a).collect();
-    let found = match nl.neighbours(ifindex, &addrs).await {
-        Ok(f) => f,
-        Err(e) => {
-            warn!("neighbour table lookup failed: {e}");
-            return false;
+
+    /// Builds and publishes a new snapshot from the current config and states.
+    pub fn publish(&mut self) {
+        self.generation += 1;
+        match build_snapshot(&self.cfg, &mut self.reg, self.generation, self.local_mac) {
+            Ok(s) => self.shared.store(Arc::new(s)),
+            Err(e) => error!("publishing a new snapshot failed: {e}"),
         }
-    };
-    let mut changed = false;
-    for (id, addr) in wanted {
-        let mac = found.get(&addr).copied();
-        if mac.is_none() {
-            netlink::solicit(addr);
+    }
+
+    /// Brings VIP addresses and XDP services in line with VRRP mastership.
+    pub async fn apply_activity(&mut self) {
+        let masters = self.masters.clone();
+        let active = |i: Option<&str>| i.is_none_or(|n| masters.contains(n));
+        let want = vips(&self.cfg, active);
+        // Stop steering first when losing VIPs, start steering last when gaining them.
+        if let Err(e) = self.prog.set_services(&service_keys(&self.cfg, active)) {
+            error!("updating the XDP service map failed: {e}");
         }
-        if let Some(st) = reg.status_mut(id) {
-            if st.mac != mac && mac.is_some() {
-                info!(
-                    "real server {addr}: MAC {}",
-                    netlink::format_mac(&mac.unwrap_or_default())
-                );
-                st.mac = mac;
-                changed = true;
+        for vip in self.held.difference(&want).copied().collect::<Vec<_>>() {
+            match self.nl.del_address(self.ifindex, vip).await {
+                Ok(()) => {
+                    info!("VIP {vip} removed from {}", self.cfg.interface);
+                    self.held.remove(&vip);
+                }
+                Err(e) => warn!("removing VIP {vip}: {e}"),
+            }
+        }
+        for vip in want.difference(&self.held).copied().collect::<Vec<_>>() {
+            match self.nl.add_address(self.ifindex, vip).await {
+                Ok(()) => {
+                    info!("VIP {vip} added to {}", self.cfg.interface);
+                    self.held.insert(vip);
+                }
+                Err(e) => error!("adding VIP {vip}: {e}"),
             }
         }
     }
-    changed
+
+    /// Handles one control event.
+    pub async fn on_event(&mut self, ev: ControlEvent) {
+        match ev {
+            ControlEvent::Vrrp(ev) => {
+                info!(
+                    "VRRP {} -> {}: {}",
+                    ev.instance,
+                    ev.state.as_str(),
+                    ev.reason
+                );
+                let changed = if ev.state == VrrpState::Master {
+                    self.masters.insert(ev.instance)
+                } else {
+                    self.masters.remove(&ev.instance)
+                };
+                if changed {
+                    self.apply_activity().await;
+                }
+            }
+            ControlEvent::Health { id, up, reason } => {
+                let addr = self.reg.key(id).map(|k| (k.service.clone(), k.addr));
+                if let Some(st) = self.reg.status_mut(id) {
+                    if st.healthy != up {
+                        st.healthy = up;
+                        if let Some((svc, addr)) = addr {
+                            let state = if up { "UP" } else { "DOWN" };
+                            info!("{svc} {addr} {state}: {reason}");
+                        }
+                        self.publish();
+                    }
+                }
+            }
+        }
+    }
+
+    /// Looks MACs up; publishes when anything changed.
+    async fn refresh_macs(&mut self) -> bool {
+        let wanted = self.reg.unresolved(&self.cfg);
+        if wanted.is_empty() {
+            return false;
+        }
+        let addrs: Vec<IpAddr> = wanted.iter().map(|(_, a)| *a).collect();
+        let found = match self.nl.neighbours(self.ifindex, &addrs).await {
+            Ok(f) => f,
+            Err(e) => {
+                warn!("neighbour table lookup failed: {e}");
+                return false;
+            }
+        };
+        let mut changed = false;
+        for (id, addr) in wanted {
+            let mac = found.get(&addr).copied();
+            if mac.is_none() {
+                netlink::solicit(addr);
+            }
+            if let (Some(st), Some(m)) = (self.reg.status_mut(id), mac) {
+                if st.mac != Some(m) {
+                    info!("real server {addr}: MAC {}", netlink::format_mac(&m));
+                    st.mac = Some(m);
+                    changed = true;
+                }
+            }
+        }
+        if changed {
+            self.publish();
+        }
+        changed
+    }
+
+    fn unresolved_count(&self) -> usize {
+        self.reg
+            .unresolved(&self.cfg)
+            .iter()
+            .filter(|(id, _)| self.reg.status(*id).is_some_and(|s| s.mac.is_none()))
+            .count()
+    }
 }
 
 async fn run_async(cfg: Config) -> Result<(), DaemonError> {
@@ -268,29 +400,7 @@ async fn run_async(cfg: Config) -> Result<(), DaemonError> {
     let nl = Netlink::connect()?;
     let mut reg = Registry::default();
     reg.sync(&cfg);
-
-    // First MAC resolution: solicit, then give the kernel a moment.
-    let deadline = Instant::now() + Duration::from_secs(2);
-    refresh_macs(&nl, ifindex, &cfg, &mut reg).await;
-    while !reg
-        .unresolved(&cfg)
-        .iter()
-        .all(|(id, _)| reg.status(*id).is_some_and(|s| s.mac.is_some()))
-        && Instant::now() < deadline
-    {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        refresh_macs(&nl, ifindex, &cfg, &mut reg).await;
-    }
-    for (id, addr) in reg.unresolved(&cfg) {
-        if reg.status(id).is_some_and(|s| s.mac.is_none()) {
-            warn!("real server {addr}: no MAC yet; it takes no traffic until resolved");
-        }
-    }
-
-    let mut generation = 1;
-    let shared = Arc::new(ArcSwap::from_pointee(build_snapshot(
-        &cfg, &mut reg, generation, local_mac,
-    )?));
+    let shared = Arc::new(ArcSwap::from_pointee(build_snapshot(&cfg, &mut reg, 1, local_mac)?));
 
     let mut prog = XdpProgram::load()?;
     let want = match cfg.xdp_mode {
@@ -299,15 +409,132 @@ async fn run_async(cfg: Config) -> Result<(), DaemonError> {
     };
     let mode = prog.attach(&ifname, want)?;
     info!("XDP program attached to {ifname} in {mode:?} mode");
-    prog.set_services(&service_keys(&cfg))?;
     prog.set_stale_after(STALE_AFTER)?;
     prog.touch()?;
+    prog.set_active(true)?;
 
+    let mut ctl = Controller {
+        cfg,
+        reg,
+        generation: 1,
+        local_mac,
+        shared: Arc::clone(&shared),
+        prog,
+        nl,
+        ifindex,
+        masters: HashSet::new(),
+        held: BTreeSet::new(),
+    };
+
+    // First MAC resolution: solicit, then give the kernel a moment.
+    let deadline = Instant::now() + Duration::from_secs(2);
+    ctl.refresh_macs().await;
+    while ctl.unresolved_count() > 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        ctl.refresh_macs().await;
+    }
+    for (id, addr) in ctl.reg.unresolved(&ctl.cfg) {
+        if ctl.reg.status(id).is_some_and(|s| s.mac.is_none()) {
+            warn!("real server {addr}: no MAC yet; it takes no traffic until resolved");
+        }
+    }
+
+    let workers = start_workers(&ctl, &shared)?;
+
+    // VIPs owned by a VRRP instance may have been left on the interface by a crashed xlb:
+    // this director holds none of them until its instance becomes MASTER.
+    for vip in vips(&ctl.cfg, |i| i.is_some()) {
+        if let Err(e) = ctl.nl.del_address(ifindex, vip).await {
+            warn!("removing leftover VIP {vip}: {e}");
+        }
+    }
+    ctl.apply_activity().await;
+    info!(
+        "running: {} virtual services, {} VRRP instances",
+        ctl.cfg.virtual_servers.len(),
+        ctl.cfg.vrrp.len()
+    );
+
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<ControlEvent>(256);
+    let (vtx, mut vrx) = tokio::sync::mpsc::channel::<VrrpEvent>(64);
+    let mut instances: Vec<VrrpHandle> = Vec::new();
+    for inst in &ctl.cfg.vrrp {
+        let owned: Vec<IpAddr> = vips(&ctl.cfg, |i| i == Some(inst.name.as_str()))
+            .into_iter()
+            .collect();
+        instances.push(vrrp::spawn(inst, owned, vtx.clone())?);
+    }
+    drop(vtx);
+    let _health_tx = tx.clone(); // health checks plug in here
+
+    let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let mut sigint = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
+    let mut touch = tokio::time::interval(TOUCH_EVERY);
+    let mut mac_tick = tokio::time::interval(MAC_RETRY);
+    let mut last_full_refresh = Instant::now();
+    let result = loop {
+        tokio::select! {
+            _ = touch.tick() => {
+                if let Err(e) = ctl.prog.touch() {
+                    warn!("refreshing the XDP liveness stamp failed: {e}");
+                }
+                if let Some(w) = workers.iter().find(|w| w.thread.is_finished()) {
+                    break Err(DaemonError::WorkerDied(w.queue));
+                }
+            }
+            _ = mac_tick.tick() => {
+                let full = last_full_refresh.elapsed() >= MAC_REFRESH;
+                if full {
+                    last_full_refresh = Instant::now();
+                }
+                if full || ctl.unresolved_count() > 0 {
+                    ctl.refresh_macs().await;
+                }
+            }
+            Some(ev) = vrx.recv() => ctl.on_event(ControlEvent::Vrrp(ev)).await,
+            Some(ev) = rx.recv() => ctl.on_event(ev).await,
+            _ = sigterm.recv() => { info!("SIGTERM: shutting down"); break Ok(()); }
+            _ = sigint.recv() => { info!("SIGINT: shutting down"); break Ok(()); }
+        }
+    };
+
+    // Shutdown: hand VRRP over (priority 0), stop claiming the VIPs, stop the data plane.
+    // Events the instances send while shutting down are drained concurrently, so an
+    // instance never blocks on a full channel.
+    let shutdown = futures::future::join_all(instances.into_iter().map(|h| h.shutdown()));
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => break,
+            Some(ev) = vrx.recv() => info!("VRRP {} -> {}: {}", ev.instance, ev.state.as_str(), ev.reason),
+        }
+    }
+    ctl.masters.clear();
+    let _ = ctl.prog.set_active(false);
+    let _ = ctl.prog.set_services(&[]);
+    for vip in ctl.held.clone() {
+        if let Err(e) = ctl.nl.del_address(ifindex, vip).await {
+            warn!("removing VIP {vip}: {e}");
+        }
+    }
+    stop_workers(&ctl, workers);
+    ctl.prog.detach()?;
+    info!("XDP program detached from {ifname}");
+    result
+}
+
+static STOP: AtomicBool = AtomicBool::new(false);
+
+fn start_workers(
+    ctl: &Controller,
+    shared: &Arc<ArcSwap<Snapshot>>,
+) -> Result<Vec<WorkerHandle>, DaemonError> {
+    let cfg = &ctl.cfg;
+    let ifname = cfg.interface.clone();
     let queues: Vec<u32> = match &cfg.workers.queues {
         Queues::All => (0..netlink::rx_queue_count(&ifname)?).collect(),
         Queues::List(q) => q.clone(),
     };
-    let stop = Arc::new(AtomicBool::new(false));
     let mut workers = Vec::new();
     let timeouts = FlowTimeouts {
         tcp_ms: cfg.flows.tcp_timeout.as_millis() as u64,
@@ -329,12 +556,11 @@ async fn run_async(cfg: Config) -> Result<(), DaemonError> {
         let stats = Arc::new(WorkerStats::default());
         let counters = Arc::new(ForwardCounters::default());
         let (fd_tx, fd_rx) = std::sync::mpsc::channel();
-        let (ifn, st, ct, sh, sp) = (
+        let (ifn, st, ct, sh) = (
             ifname.clone(),
             Arc::clone(&stats),
             Arc::clone(&counters),
-            Arc::clone(&shared),
-            Arc::clone(&stop),
+            Arc::clone(shared),
         );
         let thread = std::thread::Builder::new()
             .name(format!("xlb-worker-{queue}"))
@@ -349,7 +575,7 @@ async fn run_async(cfg: Config) -> Result<(), DaemonError> {
                 let _ = fd_tx.send(Ok(xsk.fd()));
                 let mut handler =
                     Forwarder::new(sh, FlowTable::new(per_worker_flows, timeouts), ct);
-                match run_worker(&mut xsk, &mut handler, &st, &sp, core) {
+                match run_worker(&mut xsk, &mut handler, &st, &STOP, core) {
                     Ok(acct) => info!("worker {queue} stopped: {acct:?}"),
                     Err(e) => error!("worker {queue} failed: {e}"),
                 }
@@ -358,7 +584,7 @@ async fn run_async(cfg: Config) -> Result<(), DaemonError> {
             .recv()
             .map_err(|_| DaemonError::WorkerDied(queue))?
             .map_err(|source| DaemonError::Xsk { queue, source })?;
-        prog.register_xsk(queue, fd)?;
+        ctl.prog.register_xsk(queue, fd)?;
         info!("worker for queue {queue} on core {core:?}");
         workers.push(WorkerHandle {
             queue,
@@ -367,64 +593,13 @@ async fn run_async(cfg: Config) -> Result<(), DaemonError> {
             counters,
         });
     }
+    Ok(workers)
+}
 
-    // Without VRRP this director is always active.
-    let active = cfg.vrrp.is_empty();
-    if active {
-        for vip in vips(&cfg) {
-            nl.add_address(ifindex, vip).await?;
-        }
-        prog.set_active(true)?;
-        info!(
-            "active: serving {} virtual services",
-            cfg.virtual_servers.len()
-        );
-    }
-
-    let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    let mut sigint = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
-    let mut touch = tokio::time::interval(TOUCH_EVERY);
-    let mut mac_tick = tokio::time::interval(MAC_RETRY);
-    let mut last_full_refresh = Instant::now();
-    let result = loop {
-        tokio::select! {
-            _ = touch.tick() => {
-                if let Err(e) = prog.touch() {
-                    warn!("refreshing the XDP liveness stamp failed: {e}");
-                }
-                if let Some(w) = workers.iter().find(|w| w.thread.is_finished()) {
-                    break Err(DaemonError::WorkerDied(w.queue));
-                }
-            }
-            _ = mac_tick.tick() => {
-                let full = last_full_refresh.elapsed() >= MAC_REFRESH;
-                if full {
-                    last_full_refresh = Instant::now();
-                }
-                let pending = reg.unresolved(&cfg).iter().any(|(id, _)| reg.status(*id).is_some_and(|s| s.mac.is_none()));
-                if (pending || full) && refresh_macs(&nl, ifindex, &cfg, &mut reg).await {
-                    generation += 1;
-                    match build_snapshot(&cfg, &mut reg, generation, local_mac) {
-                        Ok(s) => shared.store(Arc::new(s)),
-                        Err(e) => error!("publishing a new snapshot failed: {e}"),
-                    }
-                }
-            }
-            _ = sigterm.recv() => { info!("SIGTERM: shutting down"); break Ok(()); }
-            _ = sigint.recv() => { info!("SIGINT: shutting down"); break Ok(()); }
-        }
-    };
-
-    // Shutdown: stop claiming the VIPs first, then stop the data plane.
-    let _ = prog.set_active(false);
-    for vip in vips(&cfg) {
-        if let Err(e) = nl.del_address(ifindex, vip).await {
-            warn!("removing VIP {vip}: {e}");
-        }
-    }
-    stop.store(true, Ordering::Relaxed);
+fn stop_workers(ctl: &Controller, workers: Vec<WorkerHandle>) {
+    STOP.store(true, Ordering::Relaxed);
     for w in workers {
-        let _ = prog.unregister_xsk(w.queue);
+        let _ = ctl.prog.unregister_xsk(w.queue);
         let _ = w.thread.join();
         let drops: u64 = w
             .counters
@@ -440,7 +615,4 @@ async fn run_async(cfg: Config) -> Result<(), DaemonError> {
             drops
         );
     }
-    prog.detach()?;
-    info!("XDP program detached from {ifname}");
-    result
 }
