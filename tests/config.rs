@@ -361,6 +361,7 @@ const MUTATIONS: &[Row] = &[
     ("mac multicast", &[("virtual_servers.0.real_servers.0.mac", Some("'01:00:5e:00:00:12'"))], "virtual_servers[0].real_servers[0].mac", "not a unicast MAC address"),
     ("mac zero", &[("virtual_servers.0.real_servers.0.mac", Some("'00:00:00:00:00:00'"))], "virtual_servers[0].real_servers[0].mac", "not a unicast MAC address"),
     ("weight too big", &[("virtual_servers.0.real_servers.1.weight", Some("65536"))], "virtual_servers[0].real_servers[1].weight", "must be between 0 and 65535"),
+    ("weight beyond i64", &[("virtual_servers.0.real_servers.1.weight", Some("18446744073709551615"))], "virtual_servers[0].real_servers[1].weight", "must be between 0 and 65535"),
     ("weight negative", &[("virtual_servers.0.real_servers.1.weight", Some("-1"))], "virtual_servers[0].real_servers[1].weight", "must be between 0 and 65535"),
     ("notify_down empty", &[("virtual_servers.0.real_servers.0.notify_down", Some("''"))], "virtual_servers[0].real_servers[0].notify_down", "must not be empty"),
     // checks
@@ -452,6 +453,30 @@ fn near_misses_are_accepted() {
             panic!("{what}: expected valid, got:\n{e}");
         }
     }
+}
+
+#[test]
+fn restart_needed_names_data_plane_keys_only() {
+    let running = Config::from_yaml(BASELINE, &env()).unwrap();
+    assert!(running.restart_needed(&running).is_empty());
+    let mut doc = baseline();
+    edit(
+        &mut doc,
+        "virtual_servers.0.real_servers.1.weight",
+        Some("7"),
+    );
+    edit(&mut doc, "flows.tcp_timeout", Some("1h"));
+    edit(&mut doc, "vrrp.0.priority", Some("100"));
+    let live = load_value(&doc, &env()).unwrap();
+    assert!(running.restart_needed(&live).is_empty());
+    edit(&mut doc, "interface", Some("eth1"));
+    edit(&mut doc, "workers.queues", Some("all"));
+    edit(&mut doc, "flows.capacity", Some("1024"));
+    let restart = load_value(&doc, &env()).unwrap();
+    assert_eq!(
+        running.restart_needed(&restart),
+        ["interface", "workers.queues", "flows.capacity"]
+    );
 }
 
 #[test]
@@ -600,6 +625,14 @@ fn wrong_types_and_unknown_values_name_the_path() {
         syntax("interface: eth0\nvirtual_servers: []\nworkers: { queues: {a: 1} }\n");
     assert!(
         message.starts_with("workers.queues: invalid type: map, expected \"all\" or a list"),
+        "{message}"
+    );
+    let (_, _, message) =
+        syntax("interface: eth0\nvirtual_servers: []\nworkers: { batch_size: 1.5 }\n");
+    assert!(
+        message.starts_with(
+            "workers.batch_size: invalid type: floating point `1.5`, expected an integer"
+        ),
         "{message}"
     );
     let (_, _, message) =

@@ -361,6 +361,32 @@ impl Config {
             .sum()
     }
 
+    /// The keys whose change from `self` (running) to `new` cannot be applied by a hot
+    /// reload, because they shape the data plane or the process's sockets: a reload must
+    /// refuse them and name them. Empty means the new config can be applied live
+    /// (services, real servers, weights, checks, VRRP instances, flow timeouts).
+    pub fn restart_needed(&self, new: &Config) -> Vec<&'static str> {
+        let mut keys = Vec::new();
+        let mut differ = |changed: bool, key: &'static str| {
+            if changed {
+                keys.push(key);
+            }
+        };
+        differ(self.interface != new.interface, "interface");
+        differ(self.xdp_mode != new.xdp_mode, "xdp_mode");
+        differ(self.workers.queues != new.workers.queues, "workers.queues");
+        differ(self.workers.cores != new.workers.cores, "workers.cores");
+        differ(
+            self.workers.batch_size != new.workers.batch_size,
+            "workers.batch_size",
+        );
+        differ(self.workers.frames != new.workers.frames, "workers.frames");
+        differ(self.flows.capacity != new.flows.capacity, "flows.capacity");
+        differ(self.metrics.listen != new.metrics.listen, "metrics.listen");
+        differ(self.control_socket != new.control_socket, "control_socket");
+        keys
+    }
+
     /// The VIPs owned by the VRRP instance `name` (distinct, in config order).
     pub fn vips_of(&self, name: &str) -> Vec<IpAddr> {
         let mut vips = Vec::new();
