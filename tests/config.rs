@@ -671,6 +671,31 @@ fn empty_and_odd_documents_fail_cleanly() {
 }
 
 #[test]
+fn hostile_yaml_is_refused_without_overflow_or_blowup() {
+    // Deep nesting: serde_yaml's recursion limit, not a stack overflow.
+    // libyaml is quadratic in flow depth; such text is refused before it parses.
+    let deep = format!("interface: {}\n", "[".repeat(1_000_000));
+    let (line, column, message) = syntax(&deep);
+    assert_eq!((line, column), (1, 12 + 1024), "{message}");
+    assert!(message.contains("nested deeper than 1024"), "{message}");
+    let (line, _, _) = syntax(&format!("interface: {}\n", "[".repeat(1000)));
+    assert_eq!(line, 1);
+    // Alias expansion ("billion laughs"): refused, not expanded.
+    let mut laughs = String::from("a: &a [x, x, x, x, x, x, x, x, x, x]\n");
+    for i in 1..12 {
+        let prev = (b'a' + i - 1) as char;
+        let cur = (b'a' + i) as char;
+        laughs.push_str(&format!(
+            "{cur}: &{cur} [*{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}]\n"
+        ));
+    }
+    assert!(matches!(
+        Config::from_yaml(&laughs, &env()),
+        Err(ConfigError::Syntax { .. })
+    ));
+}
+
+#[test]
 fn missing_file_is_an_io_error_naming_the_path() {
     let err = Config::load(Path::new("/nonexistent/xlb.yaml"), &env()).unwrap_err();
     assert!(matches!(err, ConfigError::Io { .. }));

@@ -409,6 +409,13 @@ fn parse_raw(text: &str) -> Result<raw::RawConfig, ConfigError> {
     if blank {
         return Ok(raw::RawConfig::default());
     }
+    if let Some((line, column)) = too_deep(text) {
+        return Err(ConfigError::Syntax {
+            line,
+            column,
+            message: format!("brackets nested deeper than {MAX_BRACKET_DEPTH} levels"),
+        });
+    }
     let de = serde_yaml::Deserializer::from_str(text);
     serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();
@@ -435,6 +442,35 @@ fn parse_raw(text: &str) -> Result<raw::RawConfig, ConfigError> {
             message,
         }
     })
+}
+
+/// Bound on `[`/`{` nesting checked before parsing. libyaml's scanner is quadratic in
+/// flow nesting depth (100,000 `[` take minutes) and serde_yaml refuses depth > 128 anyway,
+/// so deeper text is refused up front. The count ignores quoting and comments: only a file
+/// with more than this many unclosed brackets inside strings is refused wrongly.
+const MAX_BRACKET_DEPTH: usize = 1024;
+
+/// Position (1-based line, column) where bracket nesting first exceeds the bound.
+fn too_deep(text: &str) -> Option<(usize, usize)> {
+    let (mut depth, mut line, mut column) = (0usize, 1usize, 0usize);
+    for c in text.chars() {
+        column += 1;
+        match c {
+            '[' | '{' => {
+                depth += 1;
+                if depth > MAX_BRACKET_DEPTH {
+                    return Some((line, column));
+                }
+            }
+            ']' | '}' => depth = depth.saturating_sub(1),
+            '\n' => {
+                line += 1;
+                column = 0;
+            }
+            _ => {}
+        }
+    }
+    None
 }
 
 /// serde_yaml appends " at line L column C" to its messages; the location is kept in
