@@ -361,6 +361,7 @@ const MUTATIONS: &[Row] = &[
     ("mac multicast", &[("virtual_servers.0.real_servers.0.mac", Some("'01:00:5e:00:00:12'"))], "virtual_servers[0].real_servers[0].mac", "not a unicast MAC address"),
     ("mac zero", &[("virtual_servers.0.real_servers.0.mac", Some("'00:00:00:00:00:00'"))], "virtual_servers[0].real_servers[0].mac", "not a unicast MAC address"),
     ("weight too big", &[("virtual_servers.0.real_servers.1.weight", Some("65536"))], "virtual_servers[0].real_servers[1].weight", "must be between 0 and 65535"),
+    ("weight beyond i64", &[("virtual_servers.0.real_servers.1.weight", Some("18446744073709551615"))], "virtual_servers[0].real_servers[1].weight", "must be between 0 and 65535"),
     ("weight negative", &[("virtual_servers.0.real_servers.1.weight", Some("-1"))], "virtual_servers[0].real_servers[1].weight", "must be between 0 and 65535"),
     ("notify_down empty", &[("virtual_servers.0.real_servers.0.notify_down", Some("''"))], "virtual_servers[0].real_servers[0].notify_down", "must not be empty"),
     // checks
@@ -452,6 +453,30 @@ fn near_misses_are_accepted() {
             panic!("{what}: expected valid, got:\n{e}");
         }
     }
+}
+
+#[test]
+fn restart_needed_names_data_plane_keys_only() {
+    let running = Config::from_yaml(BASELINE, &env()).unwrap();
+    assert!(running.restart_needed(&running).is_empty());
+    let mut doc = baseline();
+    edit(
+        &mut doc,
+        "virtual_servers.0.real_servers.1.weight",
+        Some("7"),
+    );
+    edit(&mut doc, "flows.tcp_timeout", Some("1h"));
+    edit(&mut doc, "vrrp.0.priority", Some("100"));
+    let live = load_value(&doc, &env()).unwrap();
+    assert!(running.restart_needed(&live).is_empty());
+    edit(&mut doc, "interface", Some("eth1"));
+    edit(&mut doc, "workers.queues", Some("all"));
+    edit(&mut doc, "flows.capacity", Some("1024"));
+    let restart = load_value(&doc, &env()).unwrap();
+    assert_eq!(
+        running.restart_needed(&restart),
+        ["interface", "workers.queues", "flows.capacity"]
+    );
 }
 
 #[test]
@@ -603,6 +628,14 @@ fn wrong_types_and_unknown_values_name_the_path() {
         "{message}"
     );
     let (_, _, message) =
+        syntax("interface: eth0\nvirtual_servers: []\nworkers: { batch_size: 1.5 }\n");
+    assert!(
+        message.starts_with(
+            "workers.batch_size: invalid type: floating point `1.5`, expected an integer"
+        ),
+        "{message}"
+    );
+    let (_, _, message) =
         syntax("interface: eth0\nvirtual_servers: []\nflows: { tcp_timeout: [1s] }\n");
     assert!(
         message.starts_with("flows.tcp_timeout: invalid type: sequence, expected a duration"),
@@ -635,6 +668,31 @@ fn empty_and_odd_documents_fail_cleanly() {
             "{text:?}"
         );
     }
+}
+
+#[test]
+fn hostile_yaml_is_refused_without_overflow_or_blowup() {
+    // Deep nesting: serde_yaml's recursion limit, not a stack overflow.
+    // libyaml is quadratic in flow depth; such text is refused before it parses.
+    let deep = format!("interface: {}\n", "[".repeat(1_000_000));
+    let (line, column, message) = syntax(&deep);
+    assert_eq!((line, column), (1, 12 + 1024), "{message}");
+    assert!(message.contains("nested deeper than 1024"), "{message}");
+    let (line, _, _) = syntax(&format!("interface: {}\n", "[".repeat(1000)));
+    assert_eq!(line, 1);
+    // Alias expansion ("billion laughs"): refused, not expanded.
+    let mut laughs = String::from("a: &a [x, x, x, x, x, x, x, x, x, x]\n");
+    for i in 1..12 {
+        let prev = (b'a' + i - 1) as char;
+        let cur = (b'a' + i) as char;
+        laughs.push_str(&format!(
+            "{cur}: &{cur} [*{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}]\n"
+        ));
+    }
+    assert!(matches!(
+        Config::from_yaml(&laughs, &env()),
+        Err(ConfigError::Syntax { .. })
+    ));
 }
 
 #[test]

@@ -361,6 +361,32 @@ impl Config {
             .sum()
     }
 
+    /// The keys whose change from `self` (running) to `new` cannot be applied by a hot
+    /// reload, because they shape the data plane or the process's sockets: a reload must
+    /// refuse them and name them. Empty means the new config can be applied live
+    /// (services, real servers, weights, checks, VRRP instances, flow timeouts).
+    pub fn restart_needed(&self, new: &Config) -> Vec<&'static str> {
+        let mut keys = Vec::new();
+        let mut differ = |changed: bool, key: &'static str| {
+            if changed {
+                keys.push(key);
+            }
+        };
+        differ(self.interface != new.interface, "interface");
+        differ(self.xdp_mode != new.xdp_mode, "xdp_mode");
+        differ(self.workers.queues != new.workers.queues, "workers.queues");
+        differ(self.workers.cores != new.workers.cores, "workers.cores");
+        differ(
+            self.workers.batch_size != new.workers.batch_size,
+            "workers.batch_size",
+        );
+        differ(self.workers.frames != new.workers.frames, "workers.frames");
+        differ(self.flows.capacity != new.flows.capacity, "flows.capacity");
+        differ(self.metrics.listen != new.metrics.listen, "metrics.listen");
+        differ(self.control_socket != new.control_socket, "control_socket");
+        keys
+    }
+
     /// The VIPs owned by the VRRP instance `name` (distinct, in config order).
     pub fn vips_of(&self, name: &str) -> Vec<IpAddr> {
         let mut vips = Vec::new();
@@ -382,6 +408,13 @@ fn parse_raw(text: &str) -> Result<raw::RawConfig, ConfigError> {
         .all(|l| l.trim().is_empty() || l.trim_start().starts_with('#'));
     if blank {
         return Ok(raw::RawConfig::default());
+    }
+    if let Some((line, column)) = too_deep(text) {
+        return Err(ConfigError::Syntax {
+            line,
+            column,
+            message: format!("brackets nested deeper than {MAX_BRACKET_DEPTH} levels"),
+        });
     }
     let de = serde_yaml::Deserializer::from_str(text);
     serde_path_to_error::deserialize(de).map_err(|e| {
@@ -409,6 +442,35 @@ fn parse_raw(text: &str) -> Result<raw::RawConfig, ConfigError> {
             message,
         }
     })
+}
+
+/// Bound on `[`/`{` nesting checked before parsing. libyaml's scanner is quadratic in
+/// flow nesting depth (100,000 `[` take minutes) and serde_yaml refuses depth > 128 anyway,
+/// so deeper text is refused up front. The count ignores quoting and comments: only a file
+/// with more than this many unclosed brackets inside strings is refused wrongly.
+const MAX_BRACKET_DEPTH: usize = 1024;
+
+/// Position (1-based line, column) where bracket nesting first exceeds the bound.
+fn too_deep(text: &str) -> Option<(usize, usize)> {
+    let (mut depth, mut line, mut column) = (0usize, 1usize, 0usize);
+    for c in text.chars() {
+        column += 1;
+        match c {
+            '[' | '{' => {
+                depth += 1;
+                if depth > MAX_BRACKET_DEPTH {
+                    return Some((line, column));
+                }
+            }
+            ']' | '}' => depth = depth.saturating_sub(1),
+            '\n' => {
+                line += 1;
+                column = 0;
+            }
+            _ => {}
+        }
+    }
+    None
 }
 
 /// serde_yaml appends " at line L column C" to its messages; the location is kept in

@@ -36,16 +36,16 @@ pub enum RawXdpMode {
 #[serde(deny_unknown_fields)]
 pub struct RawWorkers {
     pub queues: Option<RawQueues>,
-    pub cores: Option<Vec<i64>>,
-    pub batch_size: Option<i64>,
-    pub frames: Option<i64>,
+    pub cores: Option<Vec<RawInt>>,
+    pub batch_size: Option<RawInt>,
+    pub frames: Option<RawInt>,
 }
 
 /// `queues: all` or `queues: [0, 1]`; any other word is kept for `validate` to name.
 #[derive(Debug)]
 pub enum RawQueues {
     Word(String),
-    List(Vec<i64>),
+    List(Vec<RawInt>),
 }
 
 impl<'de> Deserialize<'de> for RawQueues {
@@ -61,7 +61,7 @@ impl<'de> Deserialize<'de> for RawQueues {
             }
             fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<RawQueues, A::Error> {
                 let mut ids = Vec::new();
-                while let Some(id) = seq.next_element::<i64>()? {
+                while let Some(id) = seq.next_element::<RawInt>()? {
                     ids.push(id);
                 }
                 Ok(RawQueues::List(ids))
@@ -74,7 +74,7 @@ impl<'de> Deserialize<'de> for RawQueues {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawFlows {
-    pub capacity: Option<i64>,
+    pub capacity: Option<RawInt>,
     pub tcp_timeout: Option<RawDuration>,
     pub tcp_fin_timeout: Option<RawDuration>,
     pub udp_timeout: Option<RawDuration>,
@@ -91,9 +91,9 @@ pub struct RawMetrics {
 pub struct RawVrrp {
     pub name: Option<String>,
     pub interface: Option<String>,
-    pub vrid: Option<i64>,
-    pub priority: Option<i64>,
-    pub version: Option<i64>,
+    pub vrid: Option<RawInt>,
+    pub priority: Option<RawInt>,
+    pub version: Option<RawInt>,
     pub advert_interval: Option<RawDuration>,
     pub preempt: Option<bool>,
     pub preempt_delay: Option<RawDuration>,
@@ -101,7 +101,7 @@ pub struct RawVrrp {
     pub unicast_src_ip: Option<String>,
     pub auth_pass: Option<String>,
     pub v3_checksum_as_v2: Option<bool>,
-    pub garp_master_repeat: Option<i64>,
+    pub garp_master_repeat: Option<RawInt>,
     pub garp_master_refresh_delay: Option<RawDuration>,
     pub track_interfaces: Option<Vec<String>>,
     pub notify: Option<RawNotify>,
@@ -140,10 +140,10 @@ pub enum RawOnDown {
 pub struct RawVirtualServer {
     pub name: Option<String>,
     pub vip: Option<String>,
-    pub ports: Option<Vec<i64>>,
+    pub ports: Option<Vec<RawInt>>,
     pub protocol: Option<RawProtocol>,
     pub scheduler: Option<RawScheduler>,
-    pub table_size: Option<i64>,
+    pub table_size: Option<RawInt>,
     pub vrrp: Option<String>,
     pub sorry_server: Option<String>,
     pub on_down: Option<RawOnDown>,
@@ -156,7 +156,7 @@ pub struct RawVirtualServer {
 pub struct RawRealServer {
     pub address: Option<String>,
     pub mac: Option<String>,
-    pub weight: Option<i64>,
+    pub weight: Option<RawInt>,
     pub notify_up: Option<String>,
     pub notify_down: Option<String>,
     pub check: Option<RawCheck>,
@@ -178,17 +178,17 @@ pub enum RawCheckType {
 pub struct RawCheck {
     #[serde(rename = "type")]
     pub kind: Option<RawCheckType>,
-    pub port: Option<i64>,
+    pub port: Option<RawInt>,
     pub path: Option<String>,
     pub host: Option<String>,
-    pub status: Option<Vec<i64>>,
+    pub status: Option<Vec<RawInt>>,
     pub body_contains: Option<String>,
     pub digest: Option<String>,
     pub command: Option<String>,
     pub interval: Option<RawDuration>,
     pub timeout: Option<RawDuration>,
-    pub rise: Option<i64>,
-    pub fall: Option<i64>,
+    pub rise: Option<RawInt>,
+    pub fall: Option<RawInt>,
     pub warmup: Option<RawDuration>,
 }
 
@@ -216,6 +216,38 @@ impl<'de> Deserialize<'de> for RawDuration {
             }
             fn visit_f64<E: de::Error>(self, v: f64) -> Result<RawDuration, E> {
                 Ok(RawDuration(v.to_string()))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// An integer as written. Range checks happen in `validate` (with the YAML path); values
+/// beyond `i64` saturate so that they fail those checks with the same message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RawInt(pub i64);
+
+impl<'de> Deserialize<'de> for RawInt {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = RawInt;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("an integer")
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<RawInt, E> {
+                Ok(RawInt(v))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<RawInt, E> {
+                Ok(RawInt(i64::try_from(v).unwrap_or(i64::MAX)))
+            }
+            fn visit_i128<E: de::Error>(self, v: i128) -> Result<RawInt, E> {
+                Ok(RawInt(
+                    v.clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64
+                ))
+            }
+            fn visit_u128<E: de::Error>(self, v: u128) -> Result<RawInt, E> {
+                Ok(RawInt(i64::try_from(v).unwrap_or(i64::MAX)))
             }
         }
         d.deserialize_any(V)

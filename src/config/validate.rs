@@ -63,8 +63,8 @@ impl Validator<'_> {
     }
 
     /// An integer in `lo..=hi`, or `default` when absent. Out of range: error, `default`.
-    fn int(&mut self, path: &str, v: Option<i64>, default: i64, lo: i64, hi: i64) -> i64 {
-        match v {
+    fn int(&mut self, path: &str, v: Option<RawInt>, default: i64, lo: i64, hi: i64) -> i64 {
+        match v.map(|RawInt(x)| x) {
             None => default,
             Some(x) if (lo..=hi).contains(&x) => x,
             Some(_) => {
@@ -276,7 +276,7 @@ fn workers(v: &mut Validator, raw: RawWorkers) -> Workers {
                 );
             }
             let mut out: Vec<u32> = Vec::with_capacity(ids.len());
-            for (i, id) in ids.into_iter().enumerate() {
+            for (i, RawInt(id)) in ids.into_iter().enumerate() {
                 let path = format!("workers.queues[{i}]");
                 if !(0..=i64::from(MAX_QUEUE_ID)).contains(&id) {
                     v.err(path, format!("must be between 0 and {MAX_QUEUE_ID}"));
@@ -302,7 +302,7 @@ fn workers(v: &mut Validator, raw: RawWorkers) -> Workers {
                 );
             }
             let mut out: Vec<usize> = Vec::with_capacity(list.len());
-            for (i, c) in list.into_iter().enumerate() {
+            for (i, RawInt(c)) in list.into_iter().enumerate() {
                 let path = format!("workers.cores[{i}]");
                 if c < 0 || c as u64 >= cpus as u64 {
                     v.err(
@@ -330,7 +330,7 @@ fn workers(v: &mut Validator, raw: RawWorkers) -> Workers {
         1,
         MAX_BATCH_SIZE as i64,
     ) as usize;
-    let frames = match raw.frames {
+    let frames = match raw.frames.map(|RawInt(x)| x) {
         None => 4096u32,
         Some(f) => {
             if !(1..=i64::from(MAX_FRAMES)).contains(&f) || !(f as u64).is_power_of_two() {
@@ -407,7 +407,7 @@ fn vrrp_instance(v: &mut Validator, p: &str, r: RawVrrp, top_interface: &str) ->
         Some(x) => v.int(&format!("{p}.vrid"), Some(x), 1, 1, 255),
     } as u8;
     // 255 is range-checked here and ownership-checked in vrrp_cross_checks.
-    let priority = match r.priority {
+    let priority = match r.priority.map(|RawInt(x)| x) {
         None => 100,
         Some(x) if (1..=255).contains(&x) => x,
         Some(_) => {
@@ -418,7 +418,7 @@ fn vrrp_instance(v: &mut Validator, p: &str, r: RawVrrp, top_interface: &str) ->
             100
         }
     } as u8;
-    let version = match r.version {
+    let version = match r.version.map(|RawInt(x)| x) {
         None => 3,
         Some(x @ (2 | 3)) => x as u8,
         Some(_) => {
@@ -591,7 +591,7 @@ fn virtual_server(
             "is required (a list of ports; [] means every port)",
         ),
         Some(list) => {
-            for (i, port) in list.into_iter().enumerate() {
+            for (i, RawInt(port)) in list.into_iter().enumerate() {
                 let path = format!("{p}.ports[{i}]");
                 if !(1..=65535).contains(&port) {
                     v.err(path, "must be between 1 and 65535");
@@ -686,7 +686,7 @@ fn virtual_server(
     let ts_path = format!("{p}.table_size");
     let table_size = match r.table_size {
         None => DEFAULT_TABLE_SIZE as i64,
-        Some(t) => t,
+        Some(RawInt(t)) => t,
     };
     let min = 100 * n_reals as i64;
     if !(2..=MAX_TABLE_SIZE as i64).contains(&table_size) {
@@ -913,7 +913,7 @@ fn check(
                     if list.is_empty() {
                         v.err(format!("{cp}.status"), "must list at least one status code");
                     }
-                    for (i, s) in list.into_iter().enumerate() {
+                    for (i, RawInt(s)) in list.into_iter().enumerate() {
                         if (100..=599).contains(&s) {
                             status.push(s as u16);
                         } else {
