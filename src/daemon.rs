@@ -209,7 +209,10 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
 }
 
 /// XDP service keys of the services this director is active for.
-fn service_keys(cfg: &Config, active: impl Fn(Option<&str>) -> bool) -> Vec<(IpAddr, u16, u8, u32)> {
+fn service_keys(
+    cfg: &Config,
+    active: impl Fn(Option<&str>) -> bool,
+) -> Vec<(IpAddr, u16, u8, u32)> {
     let mut out = Vec::new();
     for (i, vs) in cfg.virtual_servers.iter().enumerate() {
         if !active(vs.vrrp.as_deref()) {
@@ -400,7 +403,9 @@ async fn run_async(cfg: Config) -> Result<(), DaemonError> {
     let nl = Netlink::connect()?;
     let mut reg = Registry::default();
     reg.sync(&cfg);
-    let shared = Arc::new(ArcSwap::from_pointee(build_snapshot(&cfg, &mut reg, 1, local_mac)?));
+    let shared = Arc::new(ArcSwap::from_pointee(build_snapshot(
+        &cfg, &mut reg, 1, local_mac,
+    )?));
 
     let mut prog = XdpProgram::load()?;
     let want = match cfg.xdp_mode {

@@ -107,16 +107,28 @@ fn run_refuses_an_invalid_config_with_64() {
 }
 
 #[test]
-fn run_with_a_valid_config_reaches_the_data_plane_stub() {
+fn run_on_a_missing_interface_fails_cleanly() {
+    // Never run the daemon on this machine's real interfaces: point the example at an
+    // interface that does not exist and expect one clear error and exit status 1.
     let dir = tempdir("run");
     let file = example_for_this_machine(&dir);
+    let text_cfg = std::fs::read_to_string(&file)
+        .unwrap()
+        .replace("interface: eth0", "interface: xlbnosuch0");
+    std::fs::write(&file, text_cfg).unwrap();
     let out = xlb(&["--log-format", "json", "run", "--config", &file]);
-    // The data plane is not wired into `run` yet: a clean error, not a crash or a hang.
     assert_eq!(out.status.code(), Some(1), "stderr: {}", text(&out.stderr));
     let err = text(&out.stderr);
     let last = err.lines().last().unwrap_or_default();
     let json: serde_json::Value = serde_json::from_str(last).expect("json log line");
     assert_eq!(json["level"], "ERROR");
+    assert!(
+        json["fields"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("xlbnosuch0"),
+        "the error names the interface: {last}"
+    );
     std::fs::remove_dir_all(dir).unwrap();
 }
 
