@@ -7,9 +7,17 @@
 //! program's liveness stamp every 100 ms, so if xlb dies the program drops VIP traffic
 //! instead of letting the kernel answer for the VIP (see DESIGN.md §2). SIGTERM/SIGINT:
 //! inactive, VIPs removed, workers stopped, XDP detached, exit 0.
+//!
+//! Operations (the `ops` parts, marked below): Prometheus metrics on `metrics.listen`
+//! (crate::metrics; workers' counters are read at scrape time), the control socket of
+//! `xlb status` / `xlb reload` (control::status), and hot reload on SIGHUP or `xlb
+//! reload` (control::reload): the new file is validated first and the running config
+//! stays on any error; the XDP program is never detached by a reload; real servers still
+//! present keep their backend ids and flows; removed ones drain.
 
 use std::collections::{BTreeSet, HashSet};
 use std::net::IpAddr;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -17,16 +25,22 @@ use std::time::{Duration, Instant};
 use arc_swap::ArcSwap;
 use tracing::{error, info, warn};
 
-use crate::config::{Config, Protocol, Queues, XdpMode};
+use crate::config::{Config, Protocol, Queues, SystemEnvironment, XdpMode};
 use crate::control::netlink::{self, Netlink, NetlinkError};
 use crate::control::publish::{build_snapshot, PublishError, Registry};
+use crate::control::reload::{self, ReloadReply, ReloadRequest};
+use crate::control::status::{self, StatusError};
 use crate::control::vrrp::{self, State as VrrpState, VrrpError, VrrpEvent, VrrpHandle};
 use crate::dataplane::bpf::{AttachMode, BpfError, XdpProgram};
 use crate::dataplane::forward::{forward, DropReason, Verdict};
 use crate::dataplane::worker::{run_worker, Action, FrameHandler, WorkerStats};
 use crate::dataplane::xsk::{ProgramMode, Xsk, XskConfig, XskError};
 use crate::lb::flow::{FlowTable, FlowTimeouts};
-use crate::lb::tables::{BackendId, Snapshot, PROTO_TCP, PROTO_UDP};
+use crate::lb::tables::{BackendId, BackendState, Snapshot, PROTO_TCP, PROTO_UDP};
+use crate::metrics::{
+    BackendView, Metrics, MetricsError, MetricsServer, ReloadResult, ServiceView, Sources, View,
+    VrrpView, WorkerSource,
+};
 
 /// How often the control loop refreshes the XDP program's liveness stamp.
 const TOUCH_EVERY: Duration = Duration::from_millis(100);
@@ -67,6 +81,12 @@ pub enum DaemonError {
     /// A worker thread died.
     #[error("worker for queue {0} stopped unexpectedly")]
     WorkerDied(u32),
+    /// The metrics endpoint could not start.
+    #[error(transparent)]
+    Metrics(#[from] MetricsError),
+    /// The control socket could not be set up.
+    #[error(transparent)]
+    Control(#[from] StatusError),
 }
 
 /// Counters a worker publishes for the control thread (written only by that worker).
@@ -81,6 +101,10 @@ pub struct ForwardCounters {
     pub backend_packets: Box<[AtomicU64]>,
     /// Bytes forwarded per backend id.
     pub backend_bytes: Box<[AtomicU64]>,
+    /// Flows created per backend id.
+    pub backend_new_flows: Box<[AtomicU64]>,
+    /// Live flows per backend id, as of the worker's last full sweep of its flow table.
+    pub backend_flows: Box<[AtomicU64]>,
     /// Live flow-table entries (updated between batches).
     pub flows: AtomicU64,
     /// Flow-table evictions.
@@ -97,6 +121,12 @@ impl Default for ForwardCounters {
                 .map(|_| AtomicU64::new(0))
                 .collect(),
             backend_bytes: (0..MAX_COUNTED_BACKENDS)
+                .map(|_| AtomicU64::new(0))
+                .collect(),
+            backend_new_flows: (0..MAX_COUNTED_BACKENDS)
+                .map(|_| AtomicU64::new(0))
+                .collect(),
+            backend_flows: (0..MAX_COUNTED_BACKENDS)
                 .map(|_| AtomicU64::new(0))
                 .collect(),
             flows: AtomicU64::new(0),
@@ -118,7 +148,14 @@ pub struct Forwarder {
     flows: FlowTable,
     now_ms: u64,
     counters: Arc<ForwardCounters>,
+    /// ops: per-backend live-flow tally of the sweep in progress (allocated once).
+    tally: Box<[u32]>,
+    /// ops: next flow-table bucket of the sweep.
+    tally_pos: usize,
 }
+
+/// Flow-table buckets (8 entries each) counted per batch for the per-backend flow gauges.
+const TALLY_BUCKETS: usize = 64;
 
 impl Forwarder {
     /// A handler with its own flow table.
@@ -134,6 +171,8 @@ impl Forwarder {
             flows,
             now_ms: 0,
             counters,
+            tally: vec![0; MAX_COUNTED_BACKENDS].into_boxed_slice(),
+            tally_pos: 0,
         }
     }
 }
@@ -154,6 +193,27 @@ impl FrameHandler for Forwarder {
         self.counters
             .evictions
             .store(self.flows.evictions(), Ordering::Relaxed);
+        // ops: a bounded slice of the per-backend flow count; published at each wrap.
+        let tally = &mut self.tally;
+        self.tally_pos =
+            self.flows
+                .for_each_live_in(self.tally_pos, TALLY_BUCKETS, now_ms, |_, b| {
+                    if let Some(t) = tally.get_mut(b as usize) {
+                        *t += 1;
+                    }
+                });
+        if self.tally_pos == 0 {
+            for (t, c) in self
+                .tally
+                .iter_mut()
+                .zip(self.counters.backend_flows.iter())
+            {
+                if *t != 0 || c.load(Ordering::Relaxed) != 0 {
+                    c.store(u64::from(*t), Ordering::Relaxed);
+                }
+                *t = 0;
+            }
+        }
     }
 
     #[inline]
@@ -163,6 +223,9 @@ impl FrameHandler for Forwarder {
             Verdict::Tx { backend, new_flow } => {
                 if new_flow {
                     bump(&self.counters.new_flows, 1);
+                    if let Some(c) = self.counters.backend_new_flows.get(backend as usize) {
+                        bump(c, 1);
+                    }
                 }
                 if let Some(c) = self.counters.backend_packets.get(backend as usize) {
                     bump(c, 1);
@@ -200,12 +263,24 @@ struct WorkerHandle {
     counters: Arc<ForwardCounters>,
 }
 
-/// Runs xlb until SIGTERM/SIGINT.
+/// Runs xlb until SIGTERM/SIGINT (no reload: no configuration file path).
 pub fn run(cfg: Config) -> Result<(), DaemonError> {
+    run_with(cfg, RunOptions::default())
+}
+
+/// ops: how the daemon was started.
+#[derive(Clone, Debug, Default)]
+pub struct RunOptions {
+    /// The configuration file, re-read on SIGHUP and `xlb reload`.
+    pub config_path: Option<PathBuf>,
+}
+
+/// Runs xlb until SIGTERM/SIGINT; reloads `opts.config_path` on SIGHUP / `xlb reload`.
+pub fn run_with(cfg: Config, opts: RunOptions) -> Result<(), DaemonError> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    rt.block_on(run_async(cfg))
+    rt.block_on(run_async(cfg, opts))
 }
 
 /// XDP service keys of the services this director is active for.
@@ -284,7 +359,10 @@ impl Controller {
     pub fn publish(&mut self) {
         self.generation += 1;
         match build_snapshot(&self.cfg, &mut self.reg, self.generation, self.local_mac) {
-            Ok(s) => self.shared.store(Arc::new(s)),
+            Ok(mut s) => {
+                self.drain_removed(&mut s);
+                self.shared.store(Arc::new(s))
+            }
             Err(e) => error!("publishing a new snapshot failed: {e}"),
         }
     }
@@ -396,11 +474,238 @@ impl Controller {
     }
 }
 
-async fn run_async(cfg: Config) -> Result<(), DaemonError> {
+// ------------------------------------------------------------------ ops: reload, view
+
+/// ops: what the operations side keeps next to the controller.
+struct Ops {
+    metrics: Metrics,
+    config_path: Option<PathBuf>,
+    reloads: u64,
+}
+
+impl Controller {
+    /// Real servers removed from the config (by a reload) drain instead of going down:
+    /// established flows stay on them until they end or idle out, and no new flow goes
+    /// to them. One whose service is gone, that failed its checks, or has no MAC stays
+    /// down. Re-adding the address gives it back its old backend id.
+    fn drain_removed(&self, snap: &mut Snapshot) {
+        for (id, b) in snap.backends.iter_mut().enumerate() {
+            if b.service != u32::MAX || b.mac.is_none() {
+                continue;
+            }
+            let id = id as BackendId;
+            let Some(key) = self.reg.key(id) else {
+                continue;
+            };
+            if key.sorry || !self.reg.status(id).is_some_and(|s| s.healthy) {
+                continue;
+            }
+            let svc = self
+                .cfg
+                .virtual_servers
+                .iter()
+                .position(|v| v.name == key.service);
+            if let Some(si) = svc {
+                b.state = BackendState::Drain;
+                b.service = si as u32;
+            }
+        }
+    }
+
+    /// What metrics and `xlb status` show, from the config, the registry and the
+    /// snapshot the workers use.
+    fn view(&self, instances: &[VrrpHandle], reloads: u64) -> View {
+        let snap = self.shared.load();
+        let backend = |id: Option<BackendId>, address: IpAddr, weight: u32, sorry: bool| {
+            let id = id?;
+            let b = snap.backend(id)?;
+            Some(BackendView {
+                id,
+                address,
+                weight,
+                healthy: self.reg.status(id).is_none_or(|s| s.healthy),
+                state: b.state,
+                mac_resolved: b.mac.is_some(),
+                sorry,
+            })
+        };
+        let services = self
+            .cfg
+            .virtual_servers
+            .iter()
+            .map(|vs| {
+                let key = |addr, sorry| crate::control::publish::BackendKey {
+                    service: vs.name.clone(),
+                    addr,
+                    sorry,
+                };
+                let mut backends: Vec<BackendView> = vs
+                    .real_servers
+                    .iter()
+                    .filter_map(|rs| {
+                        let id = self.reg.get(&key(rs.address, false));
+                        backend(id, rs.address, rs.weight, false)
+                    })
+                    .collect();
+                if let Some(addr) = vs.sorry_server {
+                    backends.extend(backend(self.reg.get(&key(addr, true)), addr, 0, true));
+                }
+                ServiceView {
+                    name: vs.name.clone(),
+                    vip: vs.vip,
+                    protocol: vs.protocol,
+                    ports: vs.ports.clone(),
+                    vrrp: vs.vrrp.clone(),
+                    active: self.is_active(vs.vrrp.as_deref()),
+                    backends,
+                }
+            })
+            .collect();
+        let vrrp = self
+            .cfg
+            .vrrp
+            .iter()
+            .map(|inst| {
+                let h = instances.iter().find(|h| h.name() == inst.name);
+                VrrpView {
+                    name: inst.name.clone(),
+                    vrid: inst.vrid,
+                    priority: inst.priority,
+                    state: h.map_or(VrrpState::Initialize, |h| h.state()),
+                    counters: h.map(|h| h.counters()).unwrap_or_default(),
+                }
+            })
+            .collect();
+        View {
+            generation: self.generation,
+            services,
+            vrrp,
+            reloads,
+        }
+    }
+}
+
+/// ops: removes the control socket file when the daemon stops, on every path.
+struct RemoveOnDrop(PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        if let Err(e) = std::fs::remove_file(&self.0) {
+            warn!("removing the control socket {}: {e}", self.0.display());
+        }
+    }
+}
+
+/// Starts the VRRP instance `name` of the current config.
+fn spawn_instance(
+    ctl: &Controller,
+    name: &str,
+    vtx: &tokio::sync::mpsc::Sender<VrrpEvent>,
+) -> Result<Option<VrrpHandle>, VrrpError> {
+    let Some(inst) = ctl.cfg.vrrp.iter().find(|i| i.name == name) else {
+        return Ok(None);
+    };
+    let owned: Vec<IpAddr> = vips(&ctl.cfg, |i| i == Some(inst.name.as_str()))
+        .into_iter()
+        .collect();
+    vrrp::spawn(inst, owned, vtx.clone()).map(Some)
+}
+
+/// ops: one reload (SIGHUP or `xlb reload`). Validates first: on any error nothing
+/// changes. Never detaches the XDP program.
+async fn reload(
+    ctl: &mut Controller,
+    ops: &mut Ops,
+    instances: &mut Vec<VrrpHandle>,
+    vtx: &tokio::sync::mpsc::Sender<VrrpEvent>,
+) -> ReloadReply {
+    let Some(path) = ops.config_path.clone() else {
+        warn!("reload: xlb was started without a configuration file path; nothing to reload");
+        return ReloadReply::invalid(vec!["no configuration file to reload".into()]);
+    };
+    info!("reloading {}", path.display());
+    let (new, diff) = match reload::prepare(&ctl.cfg, &path, &SystemEnvironment) {
+        Ok(x) => x,
+        Err(e) => {
+            let reply = ReloadReply::from_error(&e);
+            match &e {
+                reload::ReloadError::Invalid(errors) => {
+                    for line in errors {
+                        error!("reload: {line}");
+                    }
+                    error!(
+                        "reload of {} failed ({} error{}): the running configuration stays",
+                        path.display(),
+                        errors.len(),
+                        if errors.len() == 1 { "" } else { "s" }
+                    );
+                    ops.metrics.reloaded(ReloadResult::Invalid);
+                }
+                reload::ReloadError::RestartNeeded(_) => {
+                    error!("reload of {} refused: {e}", path.display());
+                    ops.metrics.reloaded(ReloadResult::Refused);
+                }
+            }
+            return reply;
+        }
+    };
+    let mut changes = diff.describe();
+    ctl.cfg = new;
+    // VRRP instances removed or changed stop first (a master sends priority 0, so the
+    // backup takes over at once instead of after Master_Down_Interval).
+    for name in diff.vrrp_removed.iter().chain(&diff.vrrp_changed) {
+        if let Some(pos) = instances.iter().position(|h| h.name() == name) {
+            instances.remove(pos).shutdown().await;
+        }
+        ctl.masters.remove(name);
+    }
+    // Registry re-sync (stable ids), drain of removed servers, new snapshot; MACs of new
+    // real servers; XDP service map and VIP addresses.
+    ctl.publish();
+    ctl.refresh_macs().await;
+    ctl.apply_activity().await;
+    for name in diff.vrrp_added.iter().chain(&diff.vrrp_changed) {
+        match spawn_instance(ctl, name, vtx) {
+            Ok(Some(h)) => instances.push(h),
+            Ok(None) => {}
+            Err(e) => {
+                error!("reload: VRRP instance {name} did not start: {e}");
+                changes.push(format!("ERROR: VRRP instance {name} did not start: {e}"));
+            }
+        }
+    }
+    // HOOK(health): `diff.checks_changed` lists the real servers whose health checks must
+    // be (re)started or stopped; `diff.real_servers_added/removed` the servers that came
+    // and went. Restart their checkers here.
+    ops.reloads += 1;
+    ops.metrics.reloaded(ReloadResult::Applied);
+    if changes.is_empty() {
+        info!("reload of {}: no changes", path.display());
+    }
+    for c in &changes {
+        info!("reload: {c}");
+    }
+    ReloadReply::applied(changes)
+}
+
+async fn run_async(cfg: Config, opts: RunOptions) -> Result<(), DaemonError> {
     let ifname = cfg.interface.clone();
     let ifindex = netlink::ifindex(&ifname)?;
     let local_mac = netlink::mac_address(&ifname)?;
     let nl = Netlink::connect()?;
+    // ops: bind the metrics port and the control socket before touching the interface,
+    // so a taken port or a running daemon fails the start cleanly.
+    let sources = Arc::new(Sources::default());
+    let metrics = Metrics::new(Arc::clone(&sources))?;
+    let metrics_listener = crate::metrics::bind(cfg.metrics.listen)?;
+    let control_path = cfg.control_socket.clone();
+    let control_listener = status::bind(&control_path)?;
+    let _socket_file = RemoveOnDrop(control_path.clone());
+    let mut ops = Ops {
+        metrics: metrics.clone(),
+        config_path: opts.config_path,
+        reloads: 0,
+    };
     let mut reg = Registry::default();
     reg.sync(&cfg);
     let shared = Arc::new(ArcSwap::from_pointee(build_snapshot(
@@ -445,6 +750,26 @@ async fn run_async(cfg: Config) -> Result<(), DaemonError> {
     }
 
     let workers = start_workers(&ctl, &shared)?;
+    // ops: metrics and control socket.
+    sources.set_workers(
+        workers
+            .iter()
+            .map(|w| WorkerSource {
+                queue: w.queue,
+                stats: Arc::clone(&w.stats),
+                counters: Arc::clone(&w.counters),
+            })
+            .collect(),
+    );
+    let metrics_server = MetricsServer::start(metrics_listener, metrics, Arc::clone(&sources))?;
+    info!("metrics on http://{}/metrics", metrics_server.local_addr());
+    let (reload_tx, mut reload_rx) = tokio::sync::mpsc::channel::<ReloadRequest>(8);
+    let control_task = tokio::spawn(status::serve(
+        control_listener,
+        Arc::clone(&sources),
+        reload_tx,
+    ));
+    info!("control socket {}", control_path.display());
 
     // VIPs owned by a VRRP instance may have been left on the interface by a crashed xlb:
     // this director holds none of them until its instance becomes MASTER.
@@ -469,8 +794,11 @@ async fn run_async(cfg: Config) -> Result<(), DaemonError> {
             .collect();
         instances.push(vrrp::spawn(inst, owned, vtx.clone())?);
     }
-    drop(vtx);
     let _health_tx = tx.clone(); // health checks plug in here
+                                 // ops: the data plane is attached; show the first view.
+    sources.set_ready(true);
+    sources.publish_view(ctl.view(&instances, ops.reloads));
+    let mut sighup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
 
     let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let mut sigint = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
@@ -478,13 +806,29 @@ async fn run_async(cfg: Config) -> Result<(), DaemonError> {
     let mut mac_tick = tokio::time::interval(MAC_RETRY);
     let mut last_full_refresh = Instant::now();
     let result = loop {
+        // ops: the view is republished after every event but the liveness tick.
+        let mut tick_only = false;
         tokio::select! {
             _ = touch.tick() => {
+                tick_only = true;
                 if let Err(e) = ctl.prog.touch() {
                     warn!("refreshing the XDP liveness stamp failed: {e}");
                 }
+                if let Ok(s) = ctl.prog.stats() {
+                    sources.set_xdp(s);
+                }
                 if let Some(w) = workers.iter().find(|w| w.thread.is_finished()) {
                     break Err(DaemonError::WorkerDied(w.queue));
+                }
+            }
+            _ = sighup.recv() => {
+                info!("SIGHUP: reloading the configuration");
+                reload(&mut ctl, &mut ops, &mut instances, &vtx).await;
+            }
+            Some(req) = reload_rx.recv() => {
+                let reply = reload(&mut ctl, &mut ops, &mut instances, &vtx).await;
+                if let Some(r) = req.reply {
+                    let _ = r.send(reply);
                 }
             }
             _ = mac_tick.tick() => {
@@ -501,7 +845,14 @@ async fn run_async(cfg: Config) -> Result<(), DaemonError> {
             _ = sigterm.recv() => { info!("SIGTERM: shutting down"); break Ok(()); }
             _ = sigint.recv() => { info!("SIGINT: shutting down"); break Ok(()); }
         }
+        if !tick_only {
+            sources.publish_view(ctl.view(&instances, ops.reloads));
+        }
     };
+    // ops: no more reloads or readiness.
+    sources.set_ready(false);
+    control_task.abort();
+    drop(reload_rx);
 
     // Shutdown: hand VRRP over (priority 0), stop claiming the VIPs, stop the data plane.
     // Events the instances send while shutting down are drained concurrently, so an
@@ -525,6 +876,8 @@ async fn run_async(cfg: Config) -> Result<(), DaemonError> {
     stop_workers(&ctl, workers);
     ctl.prog.detach()?;
     info!("XDP program detached from {ifname}");
+    // ops: metrics served until the data plane is gone; the socket file goes with us.
+    metrics_server.stop();
     result
 }
 

@@ -3,4 +3,6 @@
 
 pub mod netlink;
 pub mod publish;
+pub mod reload;
+pub mod status;
 pub mod vrrp;

@@ -357,6 +357,33 @@ impl FlowTable {
             }
         }
     }
+
+    /// Like [`FlowTable::for_each_live`], over `buckets` buckets starting at bucket
+    /// `first` (wrapping at the end of the table): a bounded slice of a full scan, for
+    /// per-backend flow counts kept up to date between batches. Returns the bucket to
+    /// start the next slice at (0 when this slice reached the end of the table).
+    pub fn for_each_live_in(
+        &self,
+        first: usize,
+        buckets: usize,
+        now_ms: u64,
+        mut f: impl FnMut(&FlowKey, u32),
+    ) -> usize {
+        let nb = self.mask + 1;
+        let start = first.min(nb);
+        let end = start.saturating_add(buckets).min(nb);
+        for i in start * WAYS..end * WAYS {
+            let e = &self.entries[i];
+            if self.tags[i] != 0 && !self.is_expired(e, now_ms) {
+                f(&e.key, e.backend);
+            }
+        }
+        if end >= nb {
+            0
+        } else {
+            end
+        }
+    }
 }
 
 impl std::fmt::Debug for FlowTable {
@@ -395,6 +422,29 @@ mod tests {
             dport: 80,
             proto,
         }
+    }
+
+    #[test]
+    fn slices_of_a_scan_cover_every_live_entry_once() {
+        let mut t = FlowTable::new(1024, T);
+        for n in 0..300 {
+            let key = k(n, PROTO_TCP);
+            t.insert(&key, key.hash(), n % 7, 0);
+        }
+        let mut whole = vec![0u32; 7];
+        t.for_each_live(1, |_, b| whole[b as usize] += 1);
+        let mut sliced = vec![0u32; 7];
+        let (mut pos, mut rounds) = (0, 0);
+        loop {
+            pos = t.for_each_live_in(pos, 5, 1, |_, b| sliced[b as usize] += 1);
+            rounds += 1;
+            if pos == 0 {
+                break;
+            }
+        }
+        assert_eq!(whole, sliced);
+        assert_eq!(whole.iter().sum::<u32>() as usize, t.len());
+        assert_eq!(rounds, (1024 / WAYS).div_ceil(5));
     }
 
     #[test]
