@@ -523,7 +523,7 @@ impl Controller {
                 id,
                 address,
                 weight,
-                healthy: self.reg.status(id).is_none_or(|s| s.healthy),
+                healthy: self.reg.status(id).map_or(true, |s| s.healthy),
                 state: b.state,
                 mac_resolved: b.mac.is_some(),
                 sorry,

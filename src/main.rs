@@ -6,7 +6,8 @@
 //! --stats`); `xlb reload` makes it re-read its configuration file (as SIGHUP does) and
 //! prints what changed or every error; `xlb --version`. `status` and `reload` talk to the
 //! daemon's control socket: `--socket PATH`, else `control_socket` read from `--config
-//! FILE`, else `$XLB_SOCKET`, else /run/xlb.sock. Global `--log-level` and `--log-format
+//! FILE`, else `$XLB_SOCKET`, else /run/xlb.sock (or /run/xlb/xlb.sock, the systemd
+//! unit's, when only that exists). Global `--log-level` and `--log-format
 //! text|json` set up tracing (logs go to stderr).
 //!
 //! Exit codes (sysexits.h): 0 success; 64 (EX_USAGE) invalid configuration, every error
@@ -35,6 +36,8 @@ const EXIT_UNAVAILABLE: u8 = 69;
 const EXIT_RESTART_NEEDED: u8 = 78;
 /// Default control socket (the config's default `control_socket`).
 const DEFAULT_SOCKET: &str = "/run/xlb.sock";
+/// The socket of the systemd unit (scripts/xlb.service: RuntimeDirectory=xlb).
+const UNIT_SOCKET: &str = "/run/xlb/xlb.sock";
 /// How long `status` / `reload` wait for the daemon.
 const CONTROL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
@@ -174,7 +177,15 @@ fn socket_path(target: &Target) -> Result<PathBuf, ExitCode> {
             .and_then(|v| v.as_str())
             .map_or_else(|| PathBuf::from(DEFAULT_SOCKET), PathBuf::from));
     }
-    Ok(std::env::var_os("XLB_SOCKET").map_or_else(|| PathBuf::from(DEFAULT_SOCKET), PathBuf::from))
+    if let Some(s) = std::env::var_os("XLB_SOCKET") {
+        return Ok(PathBuf::from(s));
+    }
+    // The systemd unit's RuntimeDirectory, when the default is not there.
+    let unit = Path::new(UNIT_SOCKET);
+    if !Path::new(DEFAULT_SOCKET).exists() && unit.exists() {
+        return Ok(unit.to_owned());
+    }
+    Ok(PathBuf::from(DEFAULT_SOCKET))
 }
 
 /// `xlb status` and `xlb reload`.

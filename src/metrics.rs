@@ -393,7 +393,10 @@ fn xdp_verdicts(s: &XdpStats) -> [(&'static str, u64); 7] {
     ]
 }
 
-const VRRP_DROP_REASONS: [(&str, fn(&VrrpCounters) -> u64); 9] = [
+/// Reads one counter of a [`VrrpCounters`].
+type VrrpGetter = fn(&VrrpCounters) -> u64;
+
+const VRRP_DROP_REASONS: [(&str, VrrpGetter); 9] = [
     ("bad_ttl", |c| VrrpCounters::get(&c.bad_ttl)),
     ("truncated", |c| VrrpCounters::get(&c.truncated)),
     ("bad_version", |c| VrrpCounters::get(&c.bad_version)),

@@ -696,3 +696,185 @@ fn sigterm_sends_priority_zero_removes_the_vip_and_detaches_xdp() {
     assert!(n >= 5, "{log}");
     assert!(log.contains("SIGTERM"), "{log}");
 }
+
+/// The capabilities the unit grants (AmbientCapabilities=), as setpriv names them.
+fn unit_capabilities() -> Vec<String> {
+    let unit = std::fs::read_to_string(common::script("xlb.service")).unwrap();
+    let line = |key: &str| -> Vec<String> {
+        let l = unit
+            .lines()
+            .find(|l| l.starts_with(key))
+            .unwrap_or_else(|| panic!("no {key} in xlb.service"));
+        l[key.len()..]
+            .split_whitespace()
+            .map(|c| c.trim_start_matches("CAP_").to_lowercase())
+            .collect()
+    };
+    let ambient = line("AmbientCapabilities=");
+    assert_eq!(
+        ambient,
+        line("CapabilityBoundingSet="),
+        "bounding set differs"
+    );
+    assert!(!ambient.iter().any(|c| c == "sys_admin"), "{ambient:?}");
+    ambient
+}
+
+/// Runs xlb as `nobody` in d1 with exactly `caps` (and a 4 MiB locked-memory limit, below
+/// the 8 MiB UMEM of 4096 frames) until it serves the VIP or exits; then SIGTERM.
+/// Returns (served, exit status, log).
+fn run_unprivileged(lab: &Lab, caps: &[String]) -> (bool, std::process::ExitStatus, String) {
+    let dir = lab.run_dir().join("unpriv");
+    let bin = dir.join("xlb");
+    let caps = caps
+        .iter()
+        .map(|c| format!("+{c}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    let set = format!("-all,{caps}");
+    let mut cmd = Command::new("ip");
+    cmd.args([
+        "netns",
+        "exec",
+        &lab.netns("d1"),
+        "prlimit",
+        "--memlock=4194304:4194304",
+    ])
+    .args([
+        "setpriv",
+        "--reuid=nobody",
+        "--regid=nogroup",
+        "--clear-groups",
+    ])
+    .args([format!("--inh-caps={set}"), format!("--ambient-caps={set}")])
+    .args([format!("--bounding-set={set}"), "--no-new-privs".into()])
+    .arg(&bin)
+    .args(["run", "--config", dir.join("xlb.yaml").to_str().unwrap()]);
+    let log = dir.join("xlb.log");
+    let f = std::fs::File::create(&log).unwrap();
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(f.try_clone().unwrap())
+        .stderr(f)
+        .spawn()
+        .unwrap();
+    let mut served = false;
+    for _ in 0..100 {
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        let o = lab.exec(
+            "c",
+            &[
+                "curl",
+                "-s",
+                "-m",
+                "0.5",
+                "-o",
+                "/dev/null",
+                &format!("http://{VIP4}/"),
+            ],
+        );
+        if o.status.success() {
+            served = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    if served {
+        // The control socket belongs to nobody, mode 0600; root may still ask.
+        let sock = dir.join("xlb.sock");
+        let meta = std::fs::metadata(&sock).unwrap();
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        assert_eq!(
+            (meta.uid(), meta.permissions().mode() & 0o777),
+            (65534, 0o600)
+        );
+        let o = xlb(lab, &["status", "--socket", sock.to_str().unwrap()]);
+        assert!(o.status.success(), "{}", text(&o));
+    }
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .stderr(Stdio::null())
+        .status();
+    let end = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        if Instant::now() > end {
+            let _ = child.kill();
+            break child.wait().unwrap();
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    (
+        served,
+        status,
+        std::fs::read_to_string(&log).unwrap_or_default(),
+    )
+}
+
+#[test]
+fn the_units_capabilities_suffice_for_an_unprivileged_user_and_each_is_needed() {
+    if !require_root() {
+        return;
+    }
+    let caps = unit_capabilities();
+    let lab = Lab::up("the_units_capabilities_suffice_for_an_unprivileged_user_and_each_is_needed");
+    // A directory nobody can write its socket into; a copy of the binary it can execute.
+    let dir = lab.run_dir().join("unpriv");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::copy(XLB, dir.join("xlb")).unwrap();
+    let chown = Command::new("chown")
+        .args(["-R", "nobody:nogroup", dir.to_str().unwrap()])
+        .status();
+    assert!(chown.unwrap().success());
+    use std::os::unix::fs::PermissionsExt;
+    for p in [lab.run_dir(), dir.clone()] {
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let vrrp =
+        "vrrp:\n  - { name: VI_1, vrid: 51, priority: 150, version: 3, advert_interval: 100ms }\n";
+    let all: Vec<(&str, u32)> = REALS.iter().map(|h| (*h, 1)).collect();
+    let cfg = config(&lab, "", vrrp, &all).replace(
+        &socket(&lab).display().to_string(),
+        &dir.join("xlb.sock").display().to_string(),
+    );
+    std::fs::write(dir.join("xlb.yaml"), cfg).unwrap();
+
+    // The unit's set: serves (VRRP MASTER, VIP added, XDP attached, AF_XDP), stops cleanly.
+    let (served, st, log) = run_unprivileged(&lab, &caps);
+    assert!(
+        served && st.success(),
+        "with {caps:?}: served {served}, {st}\n{log}"
+    );
+    let addrs = lab.exec_ok("d1", &["ip", "-o", "addr", "show", "eth0"]);
+    assert!(!addrs.contains(VIP4), "VIP left behind: {addrs}");
+    assert!(!lab
+        .exec_ok("d1", &["ip", "link", "show", "eth0"])
+        .contains("xdp"));
+    // Each capability is needed: without it xlb does not start (and says why).
+    for drop in &caps {
+        let fewer: Vec<String> = caps.iter().filter(|c| *c != drop).cloned().collect();
+        let (served, st, log) = run_unprivileged(&lab, &fewer);
+        assert!(
+            !served && !st.success(),
+            "still works without {drop}: {st}\n{log}"
+        );
+        assert!(log.contains("ERROR"), "without {drop}: {log}");
+        eprintln!(
+            "without {drop}: {}",
+            log.lines()
+                .rev()
+                .find(|l| l.contains("ERROR"))
+                .unwrap_or("")
+        );
+        // A failed start leaves no XDP program behind.
+        assert!(
+            !lab.exec_ok("d1", &["ip", "link", "show", "eth0"])
+                .contains("xdp"),
+            "without {drop}"
+        );
+    }
+}
