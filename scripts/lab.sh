@@ -9,6 +9,8 @@
 #   scripts/lab.sh traffic [N4 [N6]]  curl the VIPs from the client N4/N6 times (default
 #                                     20/10), print who answered, and check that replies
 #                                     bypassed the director d1
+#   scripts/lab.sh rs-stop|rs-start rN  stop / start real server rN's lab-httpd.py
+#                                     (start waits until it answers; its log is appended)
 #   scripts/lab.sh demo [--keep]      up, run target/release/xlb in d1 with a generated
 #                                     config, traffic, SIGTERM xlb, down (unless --keep);
 #                                     env XLB_BIN runs another binary with xlb's command
@@ -449,6 +451,47 @@ cmd_traffic() {
     do_traffic "$n4" "$n6"
 }
 
+# ---------------------------------------------------------------- rs-stop / rs-start
+
+valid_real() {
+    local h
+    if (($# == 1)); then
+        for h in "${REALS[@]}"; do [[ $1 == "$h" ]] && return 0; done
+    fi
+    echo "usage: lab.sh rs-stop|rs-start rN   (one of: ${REALS[*]})" >&2
+    exit "$EX_USAGE"
+}
+
+cmd_rs_stop() {
+    require_root
+    valid_real "$@"
+    kill_pidfile "$RUN/$1-httpd.pid"
+    log "$1: lab-httpd.py stopped"
+}
+
+cmd_rs_start() {
+    require_root
+    valid_real "$@"
+    local h=$1 pid i
+    ns_exists "$h" || die "lab is not up (run: XLB_LAB=$P scripts/lab.sh up)"
+    if [[ -f $RUN/$h-httpd.pid ]] && pid=$(pidfile_pid "$RUN/$h-httpd.pid"); then
+        log "$h: lab-httpd.py already runs (pid $pid)"
+        return 0
+    fi
+    ip netns exec "$(ns "$h")" "$PY" "$SCRIPTS/lab-httpd.py" "$h" \
+        </dev/null >>"$RUN/$h-httpd.log" 2>&1 &
+    echo $! >"$RUN/$h-httpd.pid"
+    for ((i = 0; i < 100; i++)); do
+        alive "$!" || die "$h's lab-httpd.py exited: $(tail -n 5 "$RUN/$h-httpd.log")"
+        if [[ $(nsx c curl -s -m 1 "http://$(ip4 "$h")/health" 2>/dev/null) == "$h" ]]; then
+            log "$h: lab-httpd.py started"
+            return 0
+        fi
+        sleep 0.05
+    done
+    die "$h's HTTP server did not answer within 5 s"
+}
+
 # ---------------------------------------------------------------- demo
 
 write_config() {
@@ -583,6 +626,8 @@ main() {
     exec) cmd_exec "$@" ;;
     traffic) cmd_traffic "$@" ;;
     demo) cmd_demo "$@" ;;
+    rs-stop) cmd_rs_stop "$@" ;;
+    rs-start) cmd_rs_start "$@" ;;
     -h | --help | help) usage ;;
     *)
         echo "lab.sh: unknown command '$cmd'" >&2

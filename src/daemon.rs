@@ -18,6 +18,7 @@ use arc_swap::ArcSwap;
 use tracing::{error, info, warn};
 
 use crate::config::{Config, Protocol, Queues, XdpMode};
+use crate::control::health;
 use crate::control::netlink::{self, Netlink, NetlinkError};
 use crate::control::publish::{build_snapshot, PublishError, Registry};
 use crate::control::vrrp::{self, State as VrrpState, VrrpError, VrrpEvent, VrrpHandle};
@@ -339,6 +340,7 @@ impl Controller {
             }
             ControlEvent::Health { id, up, reason } => {
                 let addr = self.reg.key(id).map(|k| (k.service.clone(), k.addr));
+                let was_serving = health::serving(&self.cfg, &self.reg, id); // health: all-down log
                 if let Some(st) = self.reg.status_mut(id) {
                     if st.healthy != up {
                         st.healthy = up;
@@ -347,6 +349,7 @@ impl Controller {
                             info!("{svc} {addr} {state}: {reason}");
                         }
                         self.publish();
+                        health::log_serving_change(&self.cfg, &self.reg, id, was_serving);
                     }
                 }
             }
@@ -470,7 +473,10 @@ async fn run_async(cfg: Config) -> Result<(), DaemonError> {
         instances.push(vrrp::spawn(inst, owned, vtx.clone())?);
     }
     drop(vtx);
-    let _health_tx = tx.clone(); // health checks plug in here
+    // Health checks: one task per checked real server on this runtime; dropped (aborted)
+    // when the loop ends.
+    let health = health::spawn_all(&ctl.cfg, &ctl.reg, tx.clone());
+    info!("health checks: {} real servers checked", health.len());
 
     let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let mut sigint = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
@@ -503,6 +509,7 @@ async fn run_async(cfg: Config) -> Result<(), DaemonError> {
         }
     };
 
+    drop(health);
     // Shutdown: hand VRRP over (priority 0), stop claiming the VIPs, stop the data plane.
     // Events the instances send while shutting down are drained concurrently, so an
     // instance never blocks on a full channel.
