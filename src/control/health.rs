@@ -697,7 +697,7 @@ impl HealthSet {
             keep
         });
         for (id, spec) in wanted {
-            let up = reg.status(id).map_or(true, |s| s.healthy);
+            let up = reg.status(id).is_none_or(|s| s.healthy);
             let spec = Arc::new(spec);
             let stats = Arc::new(CheckStats::new(&spec, up));
             map.insert(id, Arc::clone(&stats));
