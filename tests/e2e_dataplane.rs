@@ -461,10 +461,12 @@ impl Capture {
     }
 
     /// Stops the capture; returns (packets to port 80/5353, packets from port 80/5353).
-    fn finish(mut self, lab: &Lab) -> (usize, usize) {
+    fn finish(&mut self, lab: &Lab) -> (usize, usize) {
         std::thread::sleep(Duration::from_millis(200));
-        // SAFETY: kill(2) on our own, not yet reaped child.
-        unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
+        if matches!(self.child.try_wait(), Ok(None)) {
+            // SAFETY: kill(2) on our own child, not yet reaped (try_wait said it runs).
+            unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
+        }
         let _ = self.child.wait();
         let count = |filter: &str| {
             lab.exec_ok(
@@ -478,6 +480,14 @@ impl Capture {
             count("tcp dst port 80 or udp dst port 5353"),
             count("tcp src port 80 or udp src port 5353"),
         )
+    }
+}
+
+impl Drop for Capture {
+    fn drop(&mut self) {
+        // A test that failed before `finish`: do not leave tcpdump running.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
@@ -547,7 +557,7 @@ fn dr_forwarding_ipv4_ipv6_udp_bypass_own_services_and_sigterm() {
     eprintln!("xlb serving after {:?}", t0.elapsed());
 
     // Traffic phase, under capture and counters.
-    let cap = Capture::start(&lab);
+    let mut cap = Capture::start(&lab);
     let before = counters(&lab);
 
     // 600 new connections per family (at least the 300 asked; more samples keep the ±25%
