@@ -619,12 +619,21 @@ fn stop_workers(ctl: &Controller, workers: Vec<WorkerHandle>) {
             .iter()
             .map(|c| c.load(Ordering::Relaxed))
             .sum();
+        let by_reason: Vec<String> = DropReason::ALL
+            .iter()
+            .map(|&r| {
+                let n = w.counters.drops[r as usize].load(Ordering::Relaxed);
+                format!("{}={n}", r.as_str())
+            })
+            .collect();
         info!(
-            "worker {}: {:?}, new flows {}, drops {}",
+            "worker {}: {:?}, new flows {}, drops {} [{}], unexpected {}",
             w.queue,
             w.stats,
             w.counters.new_flows.load(Ordering::Relaxed),
-            drops
+            drops,
+            by_reason.join(" "),
+            w.counters.unexpected.load(Ordering::Relaxed)
         );
     }
 }
