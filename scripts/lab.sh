@@ -235,6 +235,13 @@ do_up() {
 
     ip -n "$(ns sw)" link add br0 type bridge stp_state 0 forward_delay 0 mcast_snooping 0
     ip -n "$(ns sw)" link set br0 up
+    # A real switch does not look at IP headers: keep netfilter off the bridge (new
+    # namespaces may start with bridge-nf-call-* on when br_netfilter is loaded), or the
+    # bridge silently drops malformed IP frames before they reach a director.
+    for f in iptables ip6tables arptables; do
+        [[ -e /proc/sys/net/bridge/bridge-nf-call-$f ]] || continue
+        nsx sw sh -c "echo 0 > /proc/sys/net/bridge/bridge-nf-call-$f" 2>/dev/null || true
+    done
 
     for h in "${HOSTS[@]}"; do
         ip -n "$(ns sw)" link add "port-$h" address "$(port_mac "$h")" type veth \
