@@ -9,6 +9,8 @@
 #   scripts/lab.sh traffic [N4 [N6]]  curl the VIPs from the client N4/N6 times (default
 #                                     20/10), print who answered, and check that replies
 #                                     bypassed the director d1
+#   scripts/lab.sh rs-stop|rs-start rN  stop / start real server rN's lab-httpd.py
+#                                     (start waits until it answers; its log is appended)
 #   scripts/lab.sh demo [--keep]      up, run target/release/xlb in d1 with a generated
 #                                     config, traffic, SIGTERM xlb, down (unless --keep);
 #                                     env XLB_BIN runs another binary with xlb's command
@@ -233,6 +235,13 @@ do_up() {
 
     ip -n "$(ns sw)" link add br0 type bridge stp_state 0 forward_delay 0 mcast_snooping 0
     ip -n "$(ns sw)" link set br0 up
+    # A real switch does not look at IP headers: keep netfilter off the bridge (new
+    # namespaces may start with bridge-nf-call-* on when br_netfilter is loaded), or the
+    # bridge silently drops malformed IP frames before they reach a director.
+    for f in iptables ip6tables arptables; do
+        [[ -e /proc/sys/net/bridge/bridge-nf-call-$f ]] || continue
+        nsx sw sh -c "echo 0 > /proc/sys/net/bridge/bridge-nf-call-$f" 2>/dev/null || true
+    done
 
     for h in "${HOSTS[@]}"; do
         ip -n "$(ns sw)" link add "port-$h" address "$(port_mac "$h")" type veth \
@@ -449,6 +458,47 @@ cmd_traffic() {
     do_traffic "$n4" "$n6"
 }
 
+# ---------------------------------------------------------------- rs-stop / rs-start
+
+valid_real() {
+    local h
+    if (($# == 1)); then
+        for h in "${REALS[@]}"; do [[ $1 == "$h" ]] && return 0; done
+    fi
+    echo "usage: lab.sh rs-stop|rs-start rN   (one of: ${REALS[*]})" >&2
+    exit "$EX_USAGE"
+}
+
+cmd_rs_stop() {
+    require_root
+    valid_real "$@"
+    kill_pidfile "$RUN/$1-httpd.pid"
+    log "$1: lab-httpd.py stopped"
+}
+
+cmd_rs_start() {
+    require_root
+    valid_real "$@"
+    local h=$1 pid i
+    ns_exists "$h" || die "lab is not up (run: XLB_LAB=$P scripts/lab.sh up)"
+    if [[ -f $RUN/$h-httpd.pid ]] && pid=$(pidfile_pid "$RUN/$h-httpd.pid"); then
+        log "$h: lab-httpd.py already runs (pid $pid)"
+        return 0
+    fi
+    ip netns exec "$(ns "$h")" "$PY" "$SCRIPTS/lab-httpd.py" "$h" \
+        </dev/null >>"$RUN/$h-httpd.log" 2>&1 &
+    echo $! >"$RUN/$h-httpd.pid"
+    for ((i = 0; i < 100; i++)); do
+        alive "$!" || die "$h's lab-httpd.py exited: $(tail -n 5 "$RUN/$h-httpd.log")"
+        if [[ $(nsx c curl -s -m 1 "http://$(ip4 "$h")/health" 2>/dev/null) == "$h" ]]; then
+            log "$h: lab-httpd.py started"
+            return 0
+        fi
+        sleep 0.05
+    done
+    die "$h's HTTP server did not answer within 5 s"
+}
+
 # ---------------------------------------------------------------- demo
 
 write_config() {
@@ -583,6 +633,8 @@ main() {
     exec) cmd_exec "$@" ;;
     traffic) cmd_traffic "$@" ;;
     demo) cmd_demo "$@" ;;
+    rs-stop) cmd_rs_stop "$@" ;;
+    rs-start) cmd_rs_start "$@" ;;
     -h | --help | help) usage ;;
     *)
         echo "lab.sh: unknown command '$cmd'" >&2

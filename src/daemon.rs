@@ -26,6 +26,7 @@ use arc_swap::ArcSwap;
 use tracing::{error, info, warn};
 
 use crate::config::{Config, Protocol, Queues, SystemEnvironment, XdpMode};
+use crate::control::health;
 use crate::control::netlink::{self, Netlink, NetlinkError};
 use crate::control::publish::{build_snapshot, PublishError, Registry};
 use crate::control::reload::{self, ReloadReply, ReloadRequest};
@@ -417,6 +418,7 @@ impl Controller {
             }
             ControlEvent::Health { id, up, reason } => {
                 let addr = self.reg.key(id).map(|k| (k.service.clone(), k.addr));
+                let was_serving = health::serving(&self.cfg, &self.reg, id); // health: all-down log
                 if let Some(st) = self.reg.status_mut(id) {
                     if st.healthy != up {
                         st.healthy = up;
@@ -425,6 +427,7 @@ impl Controller {
                             info!("{svc} {addr} {state}: {reason}");
                         }
                         self.publish();
+                        health::log_serving_change(&self.cfg, &self.reg, id, was_serving);
                     }
                 }
             }
@@ -523,7 +526,7 @@ impl Controller {
                 id,
                 address,
                 weight,
-                healthy: self.reg.status(id).map_or(true, |s| s.healthy),
+                healthy: self.reg.status(id).is_none_or(|s| s.healthy),
                 state: b.state,
                 mac_resolved: b.mac.is_some(),
                 sorry,
@@ -617,6 +620,7 @@ async fn reload(
     ctl: &mut Controller,
     ops: &mut Ops,
     instances: &mut Vec<VrrpHandle>,
+    health: &mut health::HealthSet,
     vtx: &tokio::sync::mpsc::Sender<VrrpEvent>,
 ) -> ReloadReply {
     let Some(path) = ops.config_path.clone() else {
@@ -674,9 +678,9 @@ async fn reload(
             }
         }
     }
-    // HOOK(health): `diff.checks_changed` lists the real servers whose health checks must
-    // be (re)started or stopped; `diff.real_servers_added/removed` the servers that came
-    // and went. Restart their checkers here.
+    // Health checks: stop those of removed servers, (re)start added or changed ones (from
+    // each server's current state); unchanged checks keep running untouched.
+    health.update(&ctl.cfg, &ctl.reg);
     ops.reloads += 1;
     ops.metrics.reloaded(ReloadResult::Applied);
     if changes.is_empty() {
@@ -794,8 +798,13 @@ async fn run_async(cfg: Config, opts: RunOptions) -> Result<(), DaemonError> {
             .collect();
         instances.push(vrrp::spawn(inst, owned, vtx.clone())?);
     }
-    let _health_tx = tx.clone(); // health checks plug in here
-                                 // ops: the data plane is attached; show the first view.
+    // (vtx stays open: a reload may restart VRRP instances.)
+    // Health checks: one task per checked real server on this runtime; dropped (aborted)
+    // when the loop ends.
+    let mut health = health::spawn_all(&ctl.cfg, &ctl.reg, tx.clone());
+    info!("health checks: {} real servers checked", health.len());
+    // ops: the data plane is attached; show the first view.
+    sources.set_health(health.handle());
     sources.set_ready(true);
     sources.publish_view(ctl.view(&instances, ops.reloads));
     let mut sighup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
@@ -823,10 +832,10 @@ async fn run_async(cfg: Config, opts: RunOptions) -> Result<(), DaemonError> {
             }
             _ = sighup.recv() => {
                 info!("SIGHUP: reloading the configuration");
-                reload(&mut ctl, &mut ops, &mut instances, &vtx).await;
+                reload(&mut ctl, &mut ops, &mut instances, &mut health, &vtx).await;
             }
             Some(req) = reload_rx.recv() => {
-                let reply = reload(&mut ctl, &mut ops, &mut instances, &vtx).await;
+                let reply = reload(&mut ctl, &mut ops, &mut instances, &mut health, &vtx).await;
                 if let Some(r) = req.reply {
                     let _ = r.send(reply);
                 }
@@ -854,6 +863,7 @@ async fn run_async(cfg: Config, opts: RunOptions) -> Result<(), DaemonError> {
     control_task.abort();
     drop(reload_rx);
 
+    drop(health);
     // Shutdown: hand VRRP over (priority 0), stop claiming the VIPs, stop the data plane.
     // Events the instances send while shutting down are drained concurrently, so an
     // instance never blocks on a full channel.
@@ -965,12 +975,21 @@ fn stop_workers(ctl: &Controller, workers: Vec<WorkerHandle>) {
             .iter()
             .map(|c| c.load(Ordering::Relaxed))
             .sum();
+        let by_reason: Vec<String> = DropReason::ALL
+            .iter()
+            .map(|&r| {
+                let n = w.counters.drops[r as usize].load(Ordering::Relaxed);
+                format!("{}={n}", r.as_str())
+            })
+            .collect();
         info!(
-            "worker {}: {:?}, new flows {}, drops {}",
+            "worker {}: {:?}, new flows {}, drops {} [{}], unexpected {}",
             w.queue,
             w.stats,
             w.counters.new_flows.load(Ordering::Relaxed),
-            drops
+            drops,
+            by_reason.join(" "),
+            w.counters.unexpected.load(Ordering::Relaxed)
         );
     }
 }

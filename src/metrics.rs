@@ -37,6 +37,7 @@ use prometheus::proto::{
 use prometheus::{Encoder, IntCounterVec, Opts, Registry, TextEncoder};
 
 use crate::config::Protocol;
+use crate::control::health::HealthHandle;
 use crate::control::vrrp::{State as VrrpState, VrrpCounters};
 use crate::daemon::ForwardCounters;
 use crate::dataplane::bpf::XdpStats;
@@ -159,6 +160,7 @@ pub struct Sources {
     workers: ArcSwap<Vec<WorkerSource>>,
     xdp: Mutex<Option<XdpStats>>,
     checks: Mutex<HashMap<BackendId, Duration>>,
+    health: Mutex<Option<HealthHandle>>,
     ready: AtomicBool,
     started: Instant,
     started_wall: SystemTime,
@@ -171,6 +173,7 @@ impl Default for Sources {
             workers: ArcSwap::from_pointee(Vec::new()),
             xdp: Mutex::new(None),
             checks: Mutex::new(HashMap::new()),
+            health: Mutex::new(None),
             ready: AtomicBool::new(false),
             started: Instant::now(),
             started_wall: SystemTime::now(),
@@ -227,13 +230,30 @@ impl Sources {
             .insert(id, latency);
     }
 
-    /// The last probe duration of backend `id`, if any was recorded.
+    /// Gives the running health checks' counters (their last probe durations).
+    pub fn set_health(&self, handle: HealthHandle) {
+        *self.health.lock().unwrap_or_else(PoisonError::into_inner) = Some(handle);
+    }
+
+    /// The last probe duration of backend `id`: recorded with [`Sources::record_check`],
+    /// else from the running health check (none before its first probe).
     pub fn check_latency(&self, id: BackendId) -> Option<Duration> {
-        self.checks
+        let recorded = self
+            .checks
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .get(&id)
-            .copied()
+            .copied();
+        recorded.or_else(|| {
+            let h = self.health.lock().unwrap_or_else(PoisonError::into_inner);
+            let stats = h.as_ref()?.get(id)?;
+            if stats.checks.load(Ordering::Relaxed) == 0 {
+                return None;
+            }
+            Some(Duration::from_micros(
+                stats.last_latency_us.load(Ordering::Relaxed),
+            ))
+        })
     }
 
     /// Marks the data plane attached (true) or going away (false).

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 
 use futures::TryStreamExt;
-use netlink_packet_route::address::{AddressAttribute, AddressHeaderFlag};
+use netlink_packet_route::address::{AddressAttribute, AddressHeaderFlag, CacheInfo};
 use netlink_packet_route::neighbour::{NeighbourAddress, NeighbourAttribute, NeighbourState};
 use rtnetlink::{Handle, IpVersion};
 
@@ -175,10 +175,17 @@ impl Netlink {
         let prefix = if addr.is_ipv4() { 32 } else { 128 };
         let mut req = self.handle.address().add(ifindex, addr, prefix);
         if addr.is_ipv6() {
-            req.message_mut()
-                .header
-                .flags
-                .push(AddressHeaderFlag::Nodad);
+            let msg = req.message_mut();
+            msg.header.flags.push(AddressHeaderFlag::Nodad);
+            // Deprecated (preferred lifetime 0, valid forever): the VIP still receives
+            // traffic, but the kernel never picks it as the source of the director's own
+            // connections. A /128 VIP otherwise wins source selection (longest match,
+            // capped by prefix length) for on-link peers, and health probes to real
+            // servers, which hold the VIP on lo, would never see their replies.
+            let mut life = CacheInfo::default();
+            life.ifa_preferred = 0;
+            life.ifa_valid = u32::MAX;
+            msg.attributes.push(AddressAttribute::CacheInfo(life));
         }
         match req.execute().await {
             Ok(()) => Ok(()),

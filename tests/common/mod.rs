@@ -15,6 +15,8 @@ use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 
+pub mod xlb;
+
 /// The IPv4 VIP the real servers hold on `lo`.
 pub const VIP4: &str = "10.99.0.100";
 /// The IPv6 VIP the real servers hold on `lo`.

@@ -168,7 +168,7 @@ pub fn instance_is_ipv4(instance: &VrrpInstance, vips: &[IpAddr]) -> bool {
         .unicast_src_ip
         .or_else(|| instance.unicast_peers.first().copied())
         .or_else(|| vips.first().copied())
-        .map_or(true, |a| a.is_ipv4())
+        .is_none_or(|a| a.is_ipv4())
 }
 
 fn interval_cs(instance: &VrrpInstance) -> u16 {

@@ -274,7 +274,7 @@ impl Machine {
                     return out;
                 }
                 let delaying =
-                    !self.cfg.preempt_delay.is_zero() && self.preempt_at.map_or(true, |t| now < t);
+                    !self.cfg.preempt_delay.is_zero() && self.preempt_at.is_none_or(|t| now < t);
                 if !self.cfg.preempt || adv.priority >= ours || delaying {
                     if !self.cfg.preempt_delay.is_zero() {
                         if adv.priority >= ours {
