@@ -424,7 +424,9 @@ impl Controller {
                         st.healthy = up;
                         if let Some((svc, addr)) = addr {
                             let state = if up { "UP" } else { "DOWN" };
-                            info!("{svc} {addr} {state}: {reason}");
+                            let port = self.check_port(&svc, addr);
+                            let at = std::net::SocketAddr::new(addr, port);
+                            info!("{svc} {at} {state}: {reason}");
                         }
                         self.publish();
                         health::log_serving_change(&self.cfg, &self.reg, id, was_serving);
@@ -432,6 +434,21 @@ impl Controller {
                 }
             }
         }
+    }
+
+    /// The port a real server is checked on (for log lines like `web 10.0.0.11:80 DOWN`):
+    /// its check's port, else the service's first port, else 0.
+    fn check_port(&self, service: &str, addr: IpAddr) -> u16 {
+        let Some(vs) = self.cfg.virtual_servers.iter().find(|v| v.name == service) else {
+            return 0;
+        };
+        vs.real_servers
+            .iter()
+            .find(|r| r.address == addr)
+            .and_then(|r| r.check.as_ref())
+            .map(|c| c.port)
+            .or_else(|| vs.ports.first().copied())
+            .unwrap_or(0)
     }
 
     /// Looks MACs up; publishes when anything changed.

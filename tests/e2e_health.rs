@@ -668,21 +668,21 @@ fn health_checks_remove_failed_real_servers_and_add_them_back() {
     let xlog = xlb.log();
     assert!(
         xlog.contains(&format!(
-            "web6 {} DOWN: HTTP 200, body does not contain \"not-r3\", 2/2 failures",
+            "web6 [{}]:80 DOWN: HTTP 200, body does not contain \"not-r3\", 2/2 failures",
             ip6("r3")
         )),
         "{xlog}"
     );
     assert!(
-        xlog.contains(&format!("web4 {r1} DOWN: connection refused, 2/2 failures")),
+        xlog.contains(&format!("web4 {r1}:80 DOWN: connection refused, 2/2 failures")),
         "{xlog}"
     );
     assert!(
-        xlog.contains(&format!("web4i {r1} DOWN: exit status 1, 2/2 failures")),
+        xlog.contains(&format!("web4i {r1}:80 DOWN: exit status 1, 2/2 failures")),
         "{xlog}"
     );
     assert!(
-        xlog.contains(&format!("web4 {r1} UP: 2/2 successes")),
+        xlog.contains(&format!("web4 {r1}:80 UP: 2/2 successes")),
         "{xlog}"
     );
 
