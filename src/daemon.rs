@@ -415,6 +415,10 @@ async fn run_async(cfg: Config) -> Result<(), DaemonError> {
     let mode = prog.attach(&ifname, want)?;
     info!("XDP program attached to {ifname} in {mode:?} mode");
     prog.set_stale_after(STALE_AFTER)?;
+    // VRRP failover: when xlb is killed its AF_XDP sockets close at once, a second before
+    // the stamp goes stale; frames passed meanwhile would make the kernel RST for the VIP
+    // and kill the connections the backup is about to take over. Drop them instead.
+    prog.set_drop_unbound(true)?;
     prog.touch()?;
     prog.set_active(true)?;
 
