@@ -557,9 +557,10 @@ fn interop(test: &str, timing: Timing, xlb_high: bool) {
         eprintln!("  keepalived holds the VIP {:?} after xlb's exit", t0.elapsed());
         assert!(!has_vip(&lab, "d1"));
 
-        eprintln!("SIGKILL keepalived while xlb runs as backup: xlb takes over");
+        eprintln!("restart xlb: it preempts again; keepalived (backup) stops, xlb serves on");
         x.restart(&lab, &cfg);
         x.wait_state("MASTER", 1, patience);
+        wait_vip(&lab, "d2", false, patience);
         ka.stop(libc::SIGTERM);
         assert_served_by(&lab, "d1", "d2");
         assert_eq!(x.stop(libc::SIGTERM), Some(0));
@@ -854,7 +855,7 @@ fn survive(test: &str, timing: Timing, failure: Failure) {
     let mdi = timing.master_down(LOW);
     eprintln!(
         "FAILOVER {failure:?} v{} advert {:?}: {:.0} ms (last probe forwarded by d1 -> first by d2; \
-         failure at +{:.0} ms after d1's last); Master_Down_Interval {:?}, Skew_Time {:?}; \
+         failure injected {:+.0} ms from d1's last); Master_Down_Interval {:?}, Skew_Time {:?}; \
          TCP stream gap {tcp_gap} (TCP retransmission/zero-window timing)",
         timing.version,
         timing.advert,
