@@ -77,6 +77,7 @@ nsx() {
 }
 
 PIDS=()
+declare -A PID=()
 cleanup() {
     local p
     for p in "${PIDS[@]}"; do kill -KILL "$p" 2>/dev/null || true; done
@@ -198,15 +199,16 @@ start_pair() { # IMPL VERSION INTERVAL_MS
         if [[ $h == d1 ]]; then prio=150; else prio=100; fi
         if [[ $impl == xlb ]]; then
             xlb_config "$h" "$prio" "$2" "$3"
-            nsx "$h" "$BIN" run --config "$RUN/xlb-$h.yaml" </dev/null >>"$RUN/xlb-$h.log" 2>&1 &
+            # `ip netns exec` directly (not the nsx function): $! is then xlb itself.
+            ip netns exec "$XLB_LAB-$h" "$BIN" run --config "$RUN/xlb-$h.yaml" </dev/null >>"$RUN/xlb-$h.log" 2>&1 &
         else
             keepalived_config "$h" "$prio" "$2" "$(awk "BEGIN{print $3/1000}")"
-            nsx "$h" keepalived -n -l -D -P -f "$RUN/ka-$h.conf" -p "$RUN/ka-$h.pid" \
+            ip netns exec "$XLB_LAB-$h" keepalived -n -l -D -P -f "$RUN/ka-$h.conf" -p "$RUN/ka-$h.pid" \
                 -r "$RUN/ka-$h-vrrp.pid" </dev/null >>"$RUN/ka-$h.log" 2>&1 &
         fi
         PIDS+=($!)
-        eval "PID_$h=$!"
-        [[ $h == d1 ]] && sleep 0.3 # d1 first: it is the master to fail
+        PID[$h]=$!
+        if [[ $h == d1 ]]; then sleep 0.3; fi # d1 first: it is the master to fail
     done
 }
 
@@ -252,15 +254,13 @@ one_run() {
     wait_d1_master
     sleep 0.5
     dur=$(awk "BEGIN{print 1.5 + 5 * $ms / 1000 + 1.5}")
-    nsx c python3 "$RUN/prober.py" "$VIP" "$dur" >"$RUN/probe.out" &
+    ip netns exec "$XLB_LAB-c" python3 "$RUN/prober.py" "$VIP" "$dur" >"$RUN/probe.out" &
     ppid=$!
     sleep 1
     case $failure in
     linkdown) nsx d1 ip link set eth0 down ;;
-    sigterm)
-        if [[ $impl == xlb ]]; then kill -TERM "$PID_d1"; else kill -TERM "$PID_d1"; fi
-        ;;
-    sigkill) kill -KILL "$PID_d1" ;;
+    sigterm) kill -TERM "${PID[d1]}" ;;
+    sigkill) kill -KILL "${PID[d1]}" ;;
     esac
     wait "$ppid"
     out=$(<"$RUN/probe.out")
@@ -288,23 +288,28 @@ for sc in "${SCENARIOS[@]}"; do
         [[ $gi != -1 ]] && icmp+=("$gi")
         [[ $gu != -1 ]] && udp+=("$gu")
     done
-    RES[$sc:icmp]=$(printf '%s\n' "${icmp[@]}" | grep . | median)
-    RES[$sc:udp]=$(printf '%s\n' "${udp[@]}" | grep . | median)
+    RES[$sc:icmp]=$(printf '%s\n' "${icmp[@]}" | { grep . || true; } | median)
+    RES[$sc:udp]=$(printf '%s\n' "${udp[@]}" | { grep . || true; } | median)
 done
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (a+0 > 0 && b+0 > 0) printf "%.1fx", a/b; else print "n/a" }'; }
+ms() { if [[ $1 =~ ^[0-9]+$ ]]; then echo "$1 ms"; else echo "$1"; fi; }
 
 {
-    echo "| advert | failure | keepalived (VIP ping) | xlb (VIP ping) | xlb (service, UDP via data plane) | keepalived / xlb |"
+    echo "| advert | failure | keepalived (VIP ping) | xlb (VIP ping) | xlb (service: UDP through the data plane) | keepalived / xlb |"
     echo "|---|---|---|---|---|---|"
     for ms in 1000 100; do
         for failure in linkdown sigterm sigkill; do
             k=${RES["keepalived 3 $ms $failure:icmp"]:-n/a}
             x=${RES["xlb 3 $ms $failure:icmp"]:-n/a}
             xu=${RES["xlb 3 $ms $failure:udp"]:-n/a}
-            [[ $failure == sigkill ]] && k="n/a (VIP stays on the dead box)"
+            if [[ $failure == sigkill ]]; then
+                # The dead box keeps the VIP and its kernel answers pings: no measure.
+                k="n/a (VIP stays on the dead box)"
+                x="n/a (dead box answers pings)"
+            fi
             if [[ $ms == 1000 ]]; then adv="1 s"; else adv="100 ms"; fi
-            echo "| $adv | $failure | $k ms | $x ms | $xu ms | $(ratio "$k" "$xu") |"
+            echo "| $adv | $failure | $(ms "$k") | $(ms "$x") | $(ms "$xu") | $(ratio "$k" "$xu") |"
         done
     done
     echo

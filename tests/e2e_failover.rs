@@ -115,11 +115,7 @@ fn write_config(lab: &Lab, host: &str, o: &Opts) -> PathBuf {
             "  - name: {name}\n    vip: {VIP4}\n    ports: [{port}]\n    protocol: {proto}\n    vrrp: VI_1\n    real_servers:\n"
         );
         for r in common::REALS {
-            y += &format!(
-                "      - {{ address: {}, mac: \"{}\" }}\n",
-                ip4(r),
-                mac(r)
-            );
+            y += &format!("      - {{ address: {}, mac: \"{}\" }}\n", ip4(r), mac(r));
         }
     }
     let path = dir.join(format!("xlb-{host}.yaml"));
@@ -297,12 +293,12 @@ fn assert_served_by(lab: &Lab, director: &str, other: &str) {
         let who = curl_vip(lab);
         let via = client_vip_mac(lab);
         if who.is_some() && via.as_deref() == Some(mac(director)) {
-            assert!(has_vip(lab, director), "{director} serves but lacks the VIP");
-            assert!(!has_vip(lab, other), "{other} holds the VIP too");
-            eprintln!(
-                "  served by {} through {director}",
-                who.unwrap_or_default()
+            assert!(
+                has_vip(lab, director),
+                "{director} serves but lacks the VIP"
             );
+            assert!(!has_vip(lab, other), "{other} holds the VIP too");
+            eprintln!("  served by {} through {director}", who.unwrap_or_default());
             return;
         }
         assert!(
@@ -326,8 +322,24 @@ fn xlb_pair(test: &str, timing: Timing) {
     }
     let lab = Lab::up(test);
     let patience = timing.patience();
-    let c1 = write_config(&lab, "d1", &Opts { priority: HIGH, timing, preempt: true });
-    let c2 = write_config(&lab, "d2", &Opts { priority: LOW, timing, preempt: true });
+    let c1 = write_config(
+        &lab,
+        "d1",
+        &Opts {
+            priority: HIGH,
+            timing,
+            preempt: true,
+        },
+    );
+    let c2 = write_config(
+        &lab,
+        "d2",
+        &Opts {
+            priority: LOW,
+            timing,
+            preempt: true,
+        },
+    );
     let mut d1 = Xlb::start(&lab, "d1", &c1);
     let mut d2 = Xlb::start(&lab, "d2", &c2);
 
@@ -386,7 +398,10 @@ fn xlb_pair(test: &str, timing: Timing) {
         if curl_vip(&lab).is_some() && client_vip_mac(&lab).as_deref() == Some(mac("d2")) {
             break;
         }
-        assert!(Instant::now() < deadline, "d2 does not serve after d1's SIGKILL");
+        assert!(
+            Instant::now() < deadline,
+            "d2 does not serve after d1's SIGKILL"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
     eprintln!("  d2 serves; d1's leftovers are inert");
@@ -458,7 +473,17 @@ impl Keepalived {
         self.runs += 1;
         let log = fs::File::create(self.dir.join(format!("log{}", self.runs))).expect("log");
         let child = Command::new("ip")
-            .args(["netns", "exec", &self.ns, "keepalived", "-n", "-l", "-D", "-P", "-f"])
+            .args([
+                "netns",
+                "exec",
+                &self.ns,
+                "keepalived",
+                "-n",
+                "-l",
+                "-D",
+                "-P",
+                "-f",
+            ])
             .arg(&self.conf)
             .arg("-p")
             .arg(self.dir.join("pid"))
@@ -528,7 +553,15 @@ fn interop(test: &str, timing: Timing, xlb_high: bool) {
     let lab = Lab::up(test);
     let patience = timing.patience();
     let (xp, kp) = if xlb_high { (HIGH, LOW) } else { (LOW, HIGH) };
-    let cfg = write_config(&lab, "d1", &Opts { priority: xp, timing, preempt: true });
+    let cfg = write_config(
+        &lab,
+        "d1",
+        &Opts {
+            priority: xp,
+            timing,
+            preempt: true,
+        },
+    );
     if xlb_high {
         eprintln!("keepalived alone becomes master");
         let mut ka = Keepalived::start(&lab, kp, timing);
@@ -536,7 +569,10 @@ fn interop(test: &str, timing: Timing, xlb_high: bool) {
         eprintln!("xlb (priority {xp}) starts and preempts keepalived");
         let mut x = Xlb::start(&lab, "d1", &cfg);
         let (reason, _) = x.wait_state("MASTER", 1, patience);
-        assert!(reason.contains(&format!("preempting lower priority {kp}")), "{reason}");
+        assert!(
+            reason.contains(&format!("preempting lower priority {kp}")),
+            "{reason}"
+        );
         wait_vip(&lab, "d2", false, patience);
         assert_served_by(&lab, "d1", "d2");
 
@@ -554,7 +590,10 @@ fn interop(test: &str, timing: Timing, xlb_high: bool) {
         let t0 = Instant::now();
         assert_eq!(x.stop(libc::SIGTERM), Some(0));
         wait_vip(&lab, "d2", true, patience);
-        eprintln!("  keepalived holds the VIP {:?} after xlb's exit", t0.elapsed());
+        eprintln!(
+            "  keepalived holds the VIP {:?} after xlb's exit",
+            t0.elapsed()
+        );
         assert!(!has_vip(&lab, "d1"));
 
         eprintln!("restart xlb: it preempts again; keepalived (backup) stops, xlb serves on");
@@ -573,7 +612,10 @@ fn interop(test: &str, timing: Timing, xlb_high: bool) {
         eprintln!("keepalived (priority {kp}) starts and preempts xlb");
         let mut ka = Keepalived::start(&lab, kp, timing);
         let (reason, _) = x.wait_state("BACKUP", 2, patience);
-        assert!(reason.contains(&format!("higher priority {kp}")), "{reason}");
+        assert!(
+            reason.contains(&format!("higher priority {kp}")),
+            "{reason}"
+        );
         wait_vip(&lab, "d2", true, patience);
         wait_vip(&lab, "d1", false, patience);
 
@@ -640,7 +682,9 @@ impl Capture {
         let pcap_s = pcap.to_str().expect("utf-8");
         let (child, _) = lab.spawn_logged(
             "sw",
-            &["tcpdump", "-i", port, "-n", "-U", "-s", "128", "-w", pcap_s, filter],
+            &[
+                "tcpdump", "-i", port, "-n", "-U", "-s", "128", "-w", pcap_s, filter,
+            ],
             &format!("{port}.tcpdump.log"),
         );
         let deadline = Instant::now() + Duration::from_secs(5);
@@ -707,7 +751,10 @@ fn expected_body(path: &Path, size: usize) {
 }
 
 fn sha256(path: &Path) -> String {
-    let out = Command::new("sha256sum").arg(path).output().expect("sha256sum");
+    let out = Command::new("sha256sum")
+        .arg(path)
+        .output()
+        .expect("sha256sum");
     String::from_utf8_lossy(&out.stdout)
         .split_whitespace()
         .next()
@@ -724,7 +771,8 @@ fn probe_stream(lab: &Lab, seconds: u32) -> Child {
          except OSError: pass\n    time.sleep(0.01)\n",
         seconds * 100
     );
-    lab.spawn_logged("c", &["python3", "-c", &script], "probe.log").0
+    lab.spawn_logged("c", &["python3", "-c", &script], "probe.log")
+        .0
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -745,8 +793,24 @@ fn survive(test: &str, timing: Timing, failure: Failure) {
     }
     let lab = Lab::up(test);
     let patience = timing.patience();
-    let c1 = write_config(&lab, "d1", &Opts { priority: HIGH, timing, preempt: true });
-    let c2 = write_config(&lab, "d2", &Opts { priority: LOW, timing, preempt: true });
+    let c1 = write_config(
+        &lab,
+        "d1",
+        &Opts {
+            priority: HIGH,
+            timing,
+            preempt: true,
+        },
+    );
+    let c2 = write_config(
+        &lab,
+        "d2",
+        &Opts {
+            priority: LOW,
+            timing,
+            preempt: true,
+        },
+    );
     let mut d1 = Xlb::start(&lab, "d1", &c1);
     let mut d2 = Xlb::start(&lab, "d2", &c2);
     d1.wait_state("MASTER", 1, patience);
@@ -767,8 +831,17 @@ fn survive(test: &str, timing: Timing, failure: Failure) {
     let (mut curl, curl_log) = lab.spawn_logged(
         "c",
         &[
-            "curl", "-sS", "--limit-rate", RATE, "-m", "60", "-o", out_s, "-w",
-            "%{http_code} %{size_download}", &url,
+            "curl",
+            "-sS",
+            "--limit-rate",
+            RATE,
+            "-m",
+            "60",
+            "-o",
+            out_s,
+            "-w",
+            "%{http_code} %{size_download}",
+            &url,
         ],
         "curl.log",
     );
@@ -930,14 +1003,21 @@ fn split_brain_equal_priority_higher_address_wins() {
     let lab = Lab::up("fo-split");
     let timing = Timing::V3_FAST;
     let patience = timing.patience();
-    let o = Opts { priority: LOW, timing, preempt: true };
+    let o = Opts {
+        priority: LOW,
+        timing,
+        preempt: true,
+    };
     let (c1, c2) = (write_config(&lab, "d1", &o), write_config(&lab, "d2", &o));
     set_isolated(&lab, true);
     let mut d1 = Xlb::start(&lab, "d1", &c1);
     let mut d2 = Xlb::start(&lab, "d2", &c2);
     d1.wait_state("MASTER", 1, patience);
     d2.wait_state("MASTER", 1, patience);
-    assert!(has_vip(&lab, "d1") && has_vip(&lab, "d2"), "split brain: both hold the VIP");
+    assert!(
+        has_vip(&lab, "d1") && has_vip(&lab, "d2"),
+        "split brain: both hold the VIP"
+    );
     eprintln!("split brain: both are MASTER; reconnecting");
     set_isolated(&lab, false);
     let (reason, _) = d1.wait_state("BACKUP", 2, patience);
@@ -964,8 +1044,24 @@ fn no_preempt_keeps_lower_priority_master() {
     let lab = Lab::up("fo-nopre");
     let timing = Timing::V3_FAST;
     let patience = timing.patience();
-    let c1 = write_config(&lab, "d1", &Opts { priority: HIGH, timing, preempt: false });
-    let c2 = write_config(&lab, "d2", &Opts { priority: LOW, timing, preempt: true });
+    let c1 = write_config(
+        &lab,
+        "d1",
+        &Opts {
+            priority: HIGH,
+            timing,
+            preempt: false,
+        },
+    );
+    let c2 = write_config(
+        &lab,
+        "d2",
+        &Opts {
+            priority: LOW,
+            timing,
+            preempt: true,
+        },
+    );
     let mut d2 = Xlb::start(&lab, "d2", &c2);
     d2.wait_state("MASTER", 1, patience);
     let mut d1 = Xlb::start(&lab, "d1", &c1);
@@ -1000,7 +1096,11 @@ fn unbound_queue_drops_when_asked() {
     let frame = tcp_frame(VIP4, 80);
     const XDP_DROP: u32 = 1;
     const XDP_PASS: u32 = 2;
-    assert_eq!(p.test_run(&frame, 0).expect("run"), XDP_PASS, "default: pass");
+    assert_eq!(
+        p.test_run(&frame, 0).expect("run"),
+        XDP_PASS,
+        "default: pass"
+    );
     p.set_drop_unbound(true).expect("flag");
     assert_eq!(p.test_run(&frame, 0).expect("run"), XDP_DROP, "flag: drop");
     let s = p.stats().expect("stats");
