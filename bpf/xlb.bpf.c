@@ -6,7 +6,9 @@
  * AF_XDP socket of its rx queue while the director is active. Fragments and frames whose
  * L4 header is truncated or whose IP header is malformed go the same way when their
  * destination is a VIP with that protocol: the userspace worker drops and counts them by
- * reason. With no socket bound on the queue, the frame is passed.
+ * reason. With no socket bound on the queue, the frame is passed, or dropped when the
+ * control plane asked for it (XLB_CTL_DROP_UNBOUND: xlb's sockets vanish the instant it
+ * is killed, a second before its liveness stamp goes stale).
  *
  * When the control plane's liveness stamp is stale (xlb died without detaching), frames
  * for VIP protocols, ARP requests and Neighbor Solicitations for a VIP are dropped: the
@@ -65,7 +67,7 @@ int xlb_xdp(struct xdp_md *ctx)
 	struct xlb_vip_val *vip;
 	struct xlb_ctl *c;
 	__u32 zero = 0, queue;
-	int kind, act;
+	int kind, act, unbound;
 
 	kind = xlb_parse(data, end, &pkt);
 	if (kind == XLB_KIND_OTHER)
@@ -112,11 +114,12 @@ int xlb_xdp(struct xdp_md *ctx)
 	}
 
 	queue = ctx->rx_queue_index;
+	unbound = (c->flags & XLB_CTL_DROP_UNBOUND) ? XDP_DROP : XDP_PASS;
 	if (!bpf_map_lookup_elem(&xsks, &queue)) {
 		XLB_COUNT(no_socket);
-		return XDP_PASS;
+		return unbound;
 	}
-	act = bpf_redirect_map(&xsks, queue, XDP_PASS);
+	act = bpf_redirect_map(&xsks, queue, unbound);
 	if (act == XDP_REDIRECT)
 		XLB_COUNT(redirected);
 	else

@@ -17,6 +17,10 @@
 #define XLB_MAX_IPV6_EXT_HDRS 4
 /* Liveness timeout used when the control plane has not set one (ctl.stale_ns == 0). */
 #define XLB_DEFAULT_STALE_NS 1000000000ULL
+/* ctl.flags: a service frame on a queue without an AF_XDP socket is dropped (counted as
+ * no_socket) instead of passed. xlb sets it: its sockets close the instant it dies, long
+ * before the liveness stamp goes stale, and the kernel would RST for the VIP meanwhile. */
+#define XLB_CTL_DROP_UNBOUND 1
 
 /* services key: IPv4 as IPv4-mapped IPv6 (::ffff:a.b.c.d), port in HOST byte order,
  * port 0 = every port, proto = IPPROTO_TCP or IPPROTO_UDP, pad = 0. */
@@ -46,11 +50,12 @@ struct xlb_vip_val {
 
 /* ctl[0]: written by the control plane only.
  * active:   1 when this director should serve (VRRP master, or no VRRP).
+ * flags:    XLB_CTL_* bits.
  * stamp_ns: CLOCK_MONOTONIC (= bpf_ktime_get_ns) of the last liveness refresh; 0 = never.
  * stale_ns: liveness timeout; 0 = XLB_DEFAULT_STALE_NS. */
 struct xlb_ctl {
 	__u32 active;
-	__u32 pad;
+	__u32 flags;
 	__u64 stamp_ns;
 	__u64 stale_ns;
 };

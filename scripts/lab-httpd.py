@@ -8,6 +8,8 @@ HTTP: a ThreadingHTTPServer speaking HTTP/1.1 with keep-alive, bound to [::] dua
 included) answers 200 with body "NAME\\n" and headers `X-Real-Server: NAME` and
 `X-Client: <client ip>:<port>` (so a test can tell whether two requests shared one
 connection). HEAD answers the same headers without a body.
+GET /big?size=N (N bytes, default 50000000, at most 10^10) answers a deterministic body:
+byte i is i % 251 (for transfer tests that check length and sha256 at the end).
 
 UDP echo: bound to [::] dual-stack; each datagram gets "NAME <payload>" back, sent from
 the address it was sent to (IP_PKTINFO/IPV6_PKTINFO), so a reply to a VIP comes from the
@@ -23,6 +25,11 @@ import struct
 import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
+
+# One period-aligned chunk of the /big body (byte i is i % 251): 261 periods, ~64 KB.
+BIG_CHUNK = bytes(range(251)) * 261
+BIG_MAX = 10**10
 
 
 def log(msg: str) -> None:
@@ -66,7 +73,30 @@ def make_handler(name: str):
             self.send_header("X-Client", client_addr(self.client_address))
             self.end_headers()
 
+        def _big(self) -> None:
+            try:
+                size = int(parse_qs(urlsplit(self.path).query).get("size", ["50000000"])[0])
+            except ValueError:
+                size = -1
+            if not 0 <= size <= BIG_MAX:
+                self.send_error(400, "size must be an integer 0..10^10")
+                return
+            self.send_response(200)
+            self.send_header("Content-Type", "application/octet-stream")
+            self.send_header("Content-Length", str(size))
+            self.send_header("X-Real-Server", name)
+            self.send_header("X-Client", client_addr(self.client_address))
+            self.end_headers()
+            left = size
+            while left > 0:
+                n = min(left, len(BIG_CHUNK))
+                self.wfile.write(BIG_CHUNK[:n])
+                left -= n
+
         def do_GET(self) -> None:  # noqa: N802 (http.server naming)
+            if urlsplit(self.path).path == "/big":
+                self._big()
+                return
             self._headers()
             self.wfile.write(body)
 

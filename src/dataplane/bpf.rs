@@ -411,6 +411,14 @@ impl XdpProgram {
         self.write_ctl(|c| c.active = u32::from(active))
     }
 
+    /// Whether a service frame on an rx queue without an AF_XDP socket is dropped (true)
+    /// or passed to the kernel (false, the default). The daemon sets it: its sockets close
+    /// the instant it is killed, before the liveness stamp goes stale, and a passed frame
+    /// makes the kernel answer for the VIP (RST, port unreachable).
+    pub fn set_drop_unbound(&self, drop: bool) -> Result<(), BpfError> {
+        self.write_ctl(|c| c.flags = u32::from(drop))
+    }
+
     /// Refreshes the liveness stamp: `stamp_ns` = CLOCK_MONOTONIC now (the clock of
     /// `bpf_ktime_get_ns`). Call it well within [`XdpProgram::set_stale_after`].
     pub fn touch(&self) -> Result<(), BpfError> {
