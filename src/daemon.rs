@@ -353,7 +353,7 @@ pub struct Controller {
 impl Controller {
     /// True when this director serves services owned by `instance` (None: not VRRP-owned).
     pub fn is_active(&self, instance: Option<&str>) -> bool {
-        instance.map_or(true, |n| self.masters.contains(n))
+        instance.is_none_or(|n| self.masters.contains(n))
     }
 
     /// Builds and publishes a new snapshot from the current config and states.
@@ -371,7 +371,7 @@ impl Controller {
     /// Brings VIP addresses and XDP services in line with VRRP mastership.
     pub async fn apply_activity(&mut self) {
         let masters = self.masters.clone();
-        let active = |i: Option<&str>| i.map_or(true, |n| masters.contains(n));
+        let active = |i: Option<&str>| i.is_none_or(|n| masters.contains(n));
         let want = vips(&self.cfg, active);
         // Stop steering first when losing VIPs, start steering last when gaining them.
         if let Err(e) = self.prog.set_services(&service_keys(&self.cfg, active)) {

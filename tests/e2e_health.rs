@@ -674,7 +674,9 @@ fn health_checks_remove_failed_real_servers_and_add_them_back() {
         "{xlog}"
     );
     assert!(
-        xlog.contains(&format!("web4 {r1}:80 DOWN: connection refused, 2/2 failures")),
+        xlog.contains(&format!(
+            "web4 {r1}:80 DOWN: connection refused, 2/2 failures"
+        )),
         "{xlog}"
     );
     assert!(
