@@ -5,13 +5,19 @@
 //! to drop in the order TTL, length, version/type, checksum, VRID, auth, interval,
 //! address list. Emitters produce exactly what keepalived sends (checked against real
 //! captures in `tests/vrrp_pcap.rs`).
+//!
+//! A thin layer over [`crate::wire`]: parsing, checksums and frame building are the wire
+//! views and builders (`wire::vrrp`, `wire::arp`, `wire::icmp`); this module adds the
+//! per-instance expectations and maps wire errors to [`DropReason`]s.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use super::machine::Advert;
+use crate::wire::vrrp::{self, Packet, VrrpRepr};
+use crate::wire::{arp, icmp, Error as WireError};
 
 /// IP protocol number of VRRP.
-pub const PROTO_VRRP: u8 = 112;
+pub const PROTO_VRRP: u8 = vrrp::PROTO_VRRP;
 /// IPv4 VRRP multicast group.
 pub const GROUP_V4: Ipv4Addr = Ipv4Addr::new(224, 0, 0, 18);
 /// IPv6 VRRP multicast group.
@@ -85,62 +91,6 @@ pub fn auth_data(pass: &str) -> [u8; 8] {
     out
 }
 
-fn sum16(data: &[u8]) -> u32 {
-    let mut acc: u32 = 0;
-    let mut chunks = data.chunks_exact(2);
-    for c in &mut chunks {
-        acc += u32::from(u16::from_be_bytes([c[0], c[1]]));
-    }
-    if let [last] = chunks.remainder() {
-        acc += u32::from(*last) << 8;
-    }
-    acc
-}
-
-fn fold(mut acc: u32) -> u16 {
-    while acc > 0xffff {
-        acc = (acc & 0xffff) + (acc >> 16);
-    }
-    acc as u16
-}
-
-fn pseudo(src: IpAddr, dst: IpAddr, proto: u8, len: usize) -> u32 {
-    let mut acc = match (src, dst) {
-        (IpAddr::V4(s), IpAddr::V4(d)) => sum16(&s.octets()) + sum16(&d.octets()),
-        (IpAddr::V6(s), IpAddr::V6(d)) => fold(sum16(&s.octets()) + sum16(&d.octets())) as u32,
-        _ => 0,
-    };
-    acc += u32::from(proto) + (len as u32 & 0xffff) + (len as u32 >> 16);
-    acc
-}
-
-/// Internet checksum of `data` with an optional pseudo-header sum added.
-fn checksum(pseudo_sum: u32, data: &[u8]) -> u16 {
-    !fold(pseudo_sum + fold(sum16(data)) as u32)
-}
-
-fn verifies(pseudo_sum: u32, data: &[u8]) -> bool {
-    fold(pseudo_sum + fold(sum16(data)) as u32) == 0xffff
-}
-
-fn addr_len(ip: IpAddr) -> usize {
-    if ip.is_ipv4() {
-        4
-    } else {
-        16
-    }
-}
-
-fn read_addr(b: &[u8], v4: bool) -> Option<IpAddr> {
-    if v4 {
-        let o: [u8; 4] = b.get(..4)?.try_into().ok()?;
-        Some(IpAddr::V4(Ipv4Addr::from(o)))
-    } else {
-        let o: [u8; 16] = b.get(..16)?.try_into().ok()?;
-        Some(IpAddr::V6(Ipv6Addr::from(o)))
-    }
-}
-
 /// Validates one VRRP message (the IP payload) received from `src` to `dst` with the
 /// given TTL / hop limit, and returns the advert for the state machine.
 pub fn check_advert(
@@ -153,67 +103,64 @@ pub fn check_advert(
     if ttl != TTL {
         return Err(DropReason::BadTtl);
     }
-    if vrrp.len() < 8 {
+    if vrrp.len() < vrrp::HEADER_LEN {
         return Err(DropReason::Truncated);
     }
-    let version = vrrp[0] >> 4;
-    if version != exp.version {
+    // Our version before anything else, so a v2/v3 mix-up is reported as such.
+    if Packet::new_unchecked(vrrp).version() != exp.version {
         return Err(DropReason::BadVersion);
     }
-    if vrrp[0] & 0x0f != 1 {
-        return Err(DropReason::BadType);
-    }
-    let v4 = src.is_ipv4();
-    let count = usize::from(vrrp[3]);
-    let auth_len = if version == 2 { 8 } else { 0 };
-    let need = 8 + count * addr_len(src) + auth_len;
-    if vrrp.len() < need {
-        return Err(DropReason::Truncated);
-    }
-    let ok = match (version, v4) {
-        (2, _) => verifies(0, vrrp),
-        (_, true) => verifies(pseudo(src, dst, PROTO_VRRP, vrrp.len()), vrrp) || verifies(0, vrrp),
-        (_, false) => verifies(pseudo(src, dst, PROTO_VRRP, vrrp.len()), vrrp),
+    // With the version settled, the view checks the type and then the length.
+    let checked = match src {
+        IpAddr::V4(_) => Packet::new_checked(vrrp),
+        IpAddr::V6(_) => Packet::new_checked_v6(vrrp),
+    };
+    let p = checked.map_err(|e| match e {
+        WireError::Truncated(_) => DropReason::Truncated,
+        WireError::Unsupported(_) => DropReason::BadType,
+        _ => DropReason::BadVersion,
+    })?;
+    let ok = match (p.version(), src, dst) {
+        (2, _, _) => p.verify_checksum_v2(),
+        // keepalived's `vrrp_v3_checksum_as_v2` peers are accepted too.
+        (_, IpAddr::V4(s), IpAddr::V4(d)) => {
+            p.verify_checksum_v3_v4(s.octets(), d.octets()) || p.verify_checksum_v2()
+        }
+        (_, IpAddr::V6(s), IpAddr::V6(d)) => p.verify_checksum_v3_v6(s.octets(), d.octets()),
+        _ => false,
     };
     if !ok {
         return Err(DropReason::BadChecksum);
     }
-    if vrrp[1] != exp.vrid {
+    if p.vrid() != exp.vrid {
         return Err(DropReason::WrongVrid);
     }
-    let priority = vrrp[2];
-    let max_adver_int_cs = if version == 2 {
-        let auth_off = need - 8;
-        let (ty, data) = (vrrp[4], &vrrp[auth_off..need]);
+    if let Some(ty) = p.auth_type() {
         let auth_ok = match exp.auth {
-            None => ty == 0,
-            Some(pass) => ty == 1 && data == pass,
+            None => ty == vrrp::AUTH_NONE,
+            Some(pass) => ty == vrrp::AUTH_SIMPLE && p.auth_data() == Some(pass),
         };
         if !auth_ok {
             return Err(DropReason::AuthMismatch);
         }
-        if u16::from(vrrp[5]) * 100 != exp.interval_cs {
+        if p.advert_interval_cs() != exp.interval_cs {
             return Err(DropReason::IntervalMismatch);
         }
-        u16::from(vrrp[5]) * 100
-    } else {
-        u16::from_be_bytes([vrrp[4], vrrp[5]]) & 0x0fff
-    };
-    let step = addr_len(src);
-    let mut matches = count == exp.vips.iter().filter(|v| v.is_ipv4() == v4).count();
-    for i in 0..count {
-        let a = read_addr(&vrrp[8 + i * step..], v4);
-        if !a.is_some_and(|a| exp.vips.contains(&a)) {
-            matches = false;
-        }
     }
+    let ours = exp.vips.iter().filter(|v| v.is_ipv4() == src.is_ipv4());
+    let listed = |a: IpAddr| exp.vips.contains(&a);
+    let matches = usize::from(p.addr_count()) == ours.count()
+        && match src {
+            IpAddr::V4(_) => p.addresses_v4().map(IpAddr::V4).all(listed),
+            IpAddr::V6(_) => p.addresses_v6().map(IpAddr::V6).all(listed),
+        };
     if !matches {
         return Err(DropReason::AddressMismatch);
     }
     Ok(Advert {
         src,
-        priority,
-        max_adver_int_cs,
+        priority: p.priority(),
+        max_adver_int_cs: p.advert_interval_cs(),
     })
 }
 
@@ -241,84 +188,57 @@ pub struct AdvertSpec<'a> {
 }
 
 /// Builds the VRRP message (the IP payload) of an advert.
+///
+/// The interval is brought into the version's range first (v2: whole seconds 1..=255,
+/// v3: 12 bits) and at most 255 addresses are written. Empty only for a spec the config
+/// never produces (a version other than 2 or 3, or v2 over IPv6).
 pub fn build_advert(spec: &AdvertSpec<'_>) -> Vec<u8> {
     let v4 = spec.src.is_ipv4();
-    let vips: Vec<IpAddr> = spec
+    let addrs: Vec<IpAddr> = spec
         .vips
         .iter()
         .copied()
         .filter(|v| v.is_ipv4() == v4)
         .take(255)
         .collect();
-    let mut out = Vec::with_capacity(8 + vips.len() * 16 + 8);
-    out.push((spec.version << 4) | 1);
-    out.push(spec.vrid);
-    out.push(spec.priority);
-    out.push(vips.len() as u8);
-    if spec.version == 2 {
-        out.push(u8::from(spec.auth.is_some()));
-        out.push((spec.interval_cs / 100).clamp(1, 255) as u8);
+    let advert_interval_cs = if spec.version == 2 {
+        (spec.interval_cs / 100).clamp(1, 255) * 100
     } else {
-        out.extend_from_slice(&(spec.interval_cs & 0x0fff).to_be_bytes());
-    }
-    out.extend_from_slice(&[0, 0]);
-    for v in &vips {
-        match v {
-            IpAddr::V4(a) => out.extend_from_slice(&a.octets()),
-            IpAddr::V6(a) => out.extend_from_slice(&a.octets()),
-        }
-    }
-    if spec.version == 2 {
-        out.extend_from_slice(&spec.auth.unwrap_or([0; 8]));
-    }
-    let ps = if spec.version == 3 && (!v4 || spec.pseudo_header) {
-        pseudo(spec.src, spec.dst, PROTO_VRRP, out.len())
-    } else {
-        0
+        spec.interval_cs & 0x0fff
     };
-    let c = checksum(ps, &out);
-    out[6..8].copy_from_slice(&c.to_be_bytes());
+    let repr = VrrpRepr {
+        version: spec.version,
+        vrid: spec.vrid,
+        priority: spec.priority,
+        advert_interval_cs,
+        auth: spec.auth,
+        addrs: &addrs,
+    };
+    let pseudo = (spec.version == 3 && (!v4 || spec.pseudo_header)).then_some((spec.src, spec.dst));
+    let mut out = vec![0; repr.buffer_len()];
+    match repr.emit(&mut out, pseudo) {
+        Ok(n) => out.truncate(n),
+        Err(_) => out.clear(),
+    }
     out
 }
+
+// The fixed frame sizes below are the wire builders' exact lengths, so they cannot fail.
+const _: () = assert!(arp::FRAME_LEN == 42 && icmp::NA_FRAME_LEN == 86);
 
 /// A gratuitous ARP as keepalived sends it: Ethernet broadcast, ARP request with
 /// sender = target = `ip`, target hardware address ff:ff:ff:ff:ff:ff.
 pub fn build_garp(mac: [u8; 6], ip: Ipv4Addr) -> [u8; 42] {
     let mut f = [0u8; 42];
-    f[0..6].copy_from_slice(&[0xff; 6]);
-    f[6..12].copy_from_slice(&mac);
-    f[12..14].copy_from_slice(&0x0806u16.to_be_bytes());
-    f[14..22].copy_from_slice(&[0, 1, 8, 0, 6, 4, 0, 1]);
-    f[22..28].copy_from_slice(&mac);
-    f[28..32].copy_from_slice(&ip.octets());
-    f[32..38].copy_from_slice(&[0xff; 6]);
-    f[38..42].copy_from_slice(&ip.octets());
+    let _ = arp::build_gratuitous(&mut f, mac, ip.octets());
     f
 }
 
 /// An unsolicited neighbour advertisement as keepalived sends it: from `ip` to ff02::1,
 /// hop limit 255, flags Router and Override, target link-layer address option.
 pub fn build_unsolicited_na(mac: [u8; 6], ip: Ipv6Addr) -> [u8; 86] {
-    let all_nodes = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 1);
     let mut f = [0u8; 86];
-    f[0..6].copy_from_slice(&[0x33, 0x33, 0, 0, 0, 1]);
-    f[6..12].copy_from_slice(&mac);
-    f[12..14].copy_from_slice(&0x86ddu16.to_be_bytes());
-    f[14] = 0x60;
-    f[18..20].copy_from_slice(&32u16.to_be_bytes());
-    f[20] = 58;
-    f[21] = 255;
-    f[22..38].copy_from_slice(&ip.octets());
-    f[38..54].copy_from_slice(&all_nodes.octets());
-    let icmp = &mut f[54..86];
-    icmp[0] = 136;
-    icmp[4] = 0xa0; // Router | Override
-    icmp[8..24].copy_from_slice(&ip.octets());
-    icmp[24] = 2; // target link-layer address
-    icmp[25] = 1;
-    icmp[26..32].copy_from_slice(&mac);
-    let c = checksum(pseudo(IpAddr::V6(ip), IpAddr::V6(all_nodes), 58, 32), icmp);
-    icmp[2..4].copy_from_slice(&c.to_be_bytes());
+    let _ = icmp::build_unsolicited_na(&mut f, mac, ip.octets(), ip.octets(), true);
     f
 }
 

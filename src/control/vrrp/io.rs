@@ -443,6 +443,11 @@ impl Runner {
                 dst,
                 pseudo_header: !self.cfg.v3_checksum_as_v2,
             });
+            if pkt.is_empty() {
+                // Only for a spec config validation rejects (see codec::build_advert).
+                bump(&self.counters.send_errors);
+                continue;
+            }
             match self.socks.send_to(&pkt, dst) {
                 Ok(_) => bump(&self.counters.adverts_tx),
                 Err(e) => {
