@@ -15,19 +15,22 @@
 #           neighbours, ICMP redirects off.
 # A counting XDP sink (scripts/bench/sink.bpf.c) drops the frames that were forwarded
 # correctly (source MAC d1's, destination MAC a real server's); veth counts them
-# (ethtool -S: rx_queue_0_xdp_drops). Mpps = frames counted / the generator's running time.
+# (ethtool -S: rx_queue_0_xdp_drops). Mpps = frames counted / the generator's running time;
+# "offered" = frames the generator got onto d1's link in that time (the device's
+# tx_packets; in direct mode only those that fit into d1's rx ring count).
 # Medians over RUNS and the ratios xlb/xdp and xlb/kernel are printed at the end.
 #
 # MODE=direct (default): an XDP program run by BPF_PROG_RUN in live-frames mode
 #   (scripts/bench/xdpgen.c + xdpgen.bpf.c, built here with gcc against the system's
 #   libbpf.so.1) XDP_TXes frames out of the switch port facing d1 (port-d1, whose peer is
 #   d1's eth0), and the sink sits on that same port: no bridge hop and no skb on the
-#   generator's side (about 1.4 Mpps offered on this machine).
+#   generator's side (it makes about 1.4 Mpps on one core of this machine).
 # MODE=lab: trafgen (netsniff-ng) in the client namespace, sinks on the real servers'
 #   eth0: every frame crosses the bridge twice, and trafgen offers about 0.3 Mpps at
 #   best, below what the XDP variants forward (a generator-bound comparison).
-# The generator runs at nice 19 (GEN_NICE) so that the wire's NAPI poller on its core (the sink, or
-# the bridge) is never starved by it.
+# The generator runs at nice 19 (GEN_NICE) and the wire's NAPI poller on its core (the
+# sink, or the bridge) at SCHED_FIFO 10, so that neither the generator nor anything else
+# running on that core starves the wire.
 #
 # CPU placement (2 cores): the director's work gets a core of its own (DIR_CPU): xlb (all
 # its threads) and the threaded NAPI poller of d1's eth0, whatever the variant (for the
@@ -80,7 +83,7 @@ nsysctl() { nsx "$1" sh -c "echo $3 > /proc/sys/$2"; }
     exit 64
 }
 ((EUID == 0)) || die "must run as root (network namespaces, XDP)"
-for c in clang gcc trafgen ethtool taskset ip; do
+for c in clang gcc trafgen ethtool taskset chrt ip; do
     command -v "$c" >/dev/null || die "'$c' not found (run scripts/setup.sh)"
 done
 [[ " ${VARIANTS[*]} " != *" xlb "* || -x $XLB_BIN ]] ||
@@ -100,7 +103,11 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-alive() { [[ -r /proc/$1/stat ]] && [[ $(sed 's/.*) //' "/proc/$1/stat" | cut -d' ' -f1) != [ZX] ]]; }
+alive() {
+    local st
+    st=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1)
+    [[ -n $st && $st != [ZX] ]]
+}
 
 stop_xlb() {
     local i
@@ -261,7 +268,7 @@ write_xlb_config() {
 }
 
 setup_lab() {
-    local h before
+    local h before pid
     XLB_LAB=$P "$SCRIPTS/lab.sh" up >"$WORK/lab.log" 2>&1 || {
         cat "$WORK/lab.log" >&2
         die "lab.sh up failed"
@@ -279,7 +286,10 @@ setup_lab() {
         done
     fi
     set_threaded sw port-d1
-    wait_napi "$before" port-d1 "$GEN_CPU" >/dev/null
+    pid=$(wait_napi "$before" port-d1 "$GEN_CPU")
+    # The wire must never be the bottleneck: its poller runs SCHED_FIFO (it sleeps when
+    # there is nothing to do; the kernel's RT throttling caps it at 95% of the core).
+    chrt -f -p 10 "$pid"
     # veth hands a frame to the peer's NAPI (where GRO and the threaded poller live) only
     # when the sending end has no TSO (veth_skb_is_eligible_for_gro): needed for the
     # kernel variant, harmless for UDP in the others.
@@ -380,7 +390,7 @@ setup_lab
 
 results=$WORK/results
 : >"$results"
-printf '%-4s %-7s %8s %8s %9s %9s %6s\n' run variant gen_Mpps Mpps task_ns core_ns core% >&2
+printf '%-4s %-7s %8s %8s %9s %9s %6s\n' run variant offered Mpps task_ns core_ns core% >&2
 for ((r = 1; r <= RUNS; r++)); do
     for v in "${VARIANTS[@]}"; do
         start_variant "$v"
@@ -400,7 +410,7 @@ function median(a, n,   i, j, t) {
 }
 { n[$1]++; k = n[$1]; g[$1, k] = $2; m[$1, k] = $3; tn[$1, k] = $4; cn[$1, k] = $5; order[$1] = order[$1] ? order[$1] : ++nv; names[nv] = names[nv] ? names[nv] : $1 }
 END {
-    printf "  %-7s %9s %9s %9s %9s\n", "variant", "gen_Mpps", "Mpps", "task_ns", "core_ns"
+    printf "  %-7s %9s %9s %9s %9s\n", "variant", "offered", "Mpps", "task_ns", "core_ns"
     for (i = 1; i <= nv; i++) {
         v = names[i]
         for (k = 1; k <= n[v]; k++) { a[k] = g[v, k] }; G = median(a, n[v])
