@@ -17,7 +17,9 @@
 # correctly (source MAC d1's, destination MAC a real server's); veth counts them
 # (ethtool -S: rx_queue_0_xdp_drops). Mpps = frames counted / the generator's running time;
 # "offered" = frames the generator got onto d1's link in that time (the device's
-# tx_packets; in direct mode only those that fit into d1's rx ring count).
+# tx_packets; in direct mode only those that fit into d1's rx ring count); "drop%" = the
+# share of those that d1's eth0 dropped after its XDP program (for xlb: redirects into the
+# AF_XDP socket that failed, its RX ring full or fill ring empty).
 # Medians over RUNS and the ratios xlb/xdp and xlb/kernel are printed at the end.
 #
 # MODE=direct (default): an XDP program run by BPF_PROG_RUN in live-frames mode
@@ -44,7 +46,8 @@
 #
 # Env: XLB_LAB (lab prefix, default "xbpps"), XLB_BIN (default target/release/xlb),
 #      MODE (direct), SECS (generator seconds per measurement, default 5), GEN_CPU (0),
-#      DIR_CPU (1), GEN_NICE (19), VARIANTS ("xlb xdp kernel").
+#      DIR_CPU (1), GEN_NICE (19), VARIANTS ("xlb xdp kernel"), KEEP_LAB (set: leave the
+#      lab up at the end for inspection; XLB_LAB=xbpps scripts/lab.sh down removes it).
 # Needs root, clang (BPF target), trafgen (netsniff-ng), ethtool, taskset. Traffic stays
 # inside the lab's namespaces; the lab is torn down at the end, also on failure.
 set -euo pipefail
@@ -97,6 +100,7 @@ XLB_PID=""
 cleanup() {
     set +e
     stop_xlb
+    [[ -n ${KEEP_LAB:-} ]] && return 0
     XLB_LAB=$P "$SCRIPTS/lab.sh" down >/dev/null 2>&1
     rm -rf "$WORK"
 }
@@ -359,22 +363,29 @@ stop_variant() {
     sleep 0.2
 }
 
-# measure VARIANT: prints "variant gen_mpps mpps task_ns_per_pkt core_ns_per_pkt core_busy%"
+# Frames d1's eth0 dropped after taking them off its ring (for xlb: a failed redirect
+# into the AF_XDP socket, i.e. its RX ring full or its fill ring empty).
+d1_drops() { nsx d1 ethtool -S eth0 | awk '$1 == "rx_queue_0_drops:" { print $2 }'; }
+
+# measure VARIANT: prints "variant offered_mpps mpps task_ns_per_pkt core_ns_per_pkt
+# core_busy% d1_drop%"
 measure() {
-    local v=$1 s0 g0 t0 c0 b0 s1 g1 t1 b1 w0 w1
+    local v=$1 s0 g0 t0 c0 b0 s1 g1 t1 b1 w0 w1 d0 d1
     s0=$(sink_count) g0=$(gen_sent) t0=$(task_ns "${DIR_TASKS[@]}") b0=$(cpu_busy "$DIR_CPU")
+    d0=$(d1_drops)
     w0=$(date +%s%N)
     generate "$SECS"
     w1=$(date +%s%N)
     sleep 0.3 # let queues drain into the sinks
     s1=$(sink_count) g1=$(gen_sent) t1=$(task_ns "${DIR_TASKS[@]}") b1=$(cpu_busy "$DIR_CPU")
+    d1=$(d1_drops)
     c0=$(getconf CLK_TCK)
     awk -v v="$v" -v s=$((s1 - s0)) -v g=$((g1 - g0)) -v t=$((t1 - t0)) -v b=$((b1 - b0)) \
-        -v w=$((w1 - w0)) -v hz="$c0" -v span=$((w1 - w0 + 300000000)) 'BEGIN {
+        -v w=$((w1 - w0)) -v hz="$c0" -v span=$((w1 - w0 + 300000000)) -v d=$((d1 - d0)) 'BEGIN {
         sec = w / 1e9
         core_ns = b / hz * 1e9
-        printf "%-7s %8.3f %8.3f %9.0f %9.0f %6.1f\n", v, g / sec / 1e6, s / sec / 1e6,
-            (s ? t / s : 0), (s ? core_ns / s : 0), 100 * core_ns / span
+        printf "%-7s %8.3f %8.3f %9.0f %9.0f %6.1f %6.1f\n", v, g / sec / 1e6, s / sec / 1e6,
+            (s ? t / s : 0), (s ? core_ns / s : 0), 100 * core_ns / span, (g ? 100 * d / g : 0)
     }'
 }
 
@@ -390,7 +401,7 @@ setup_lab
 
 results=$WORK/results
 : >"$results"
-printf '%-4s %-7s %8s %8s %9s %9s %6s\n' run variant offered Mpps task_ns core_ns core% >&2
+printf '%-4s %-7s %8s %8s %9s %9s %6s %6s\n' run variant offered Mpps task_ns core_ns core% drop% >&2
 for ((r = 1; r <= RUNS; r++)); do
     for v in "${VARIANTS[@]}"; do
         start_variant "$v"
