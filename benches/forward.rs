@@ -124,7 +124,16 @@ fn warm(all: &mut [Vec<u8>], snap: &Snapshot, flows: &mut FlowTable) {
     }
     for f in all.iter_mut() {
         let v = forward(f, snap, flows, 0);
-        assert!(matches!(v, Verdict::Tx { new_flow: false, .. }), "{v:?}");
+        assert!(
+            matches!(
+                v,
+                Verdict::Tx {
+                    new_flow: false,
+                    ..
+                }
+            ),
+            "{v:?}"
+        );
     }
 }
 

@@ -230,7 +230,11 @@ fn check(input: &[u8]) {
             let b = snap.backend(backend).expect("a Tx backend exists");
             assert_eq!(&frame[0..6], &b.mac.expect("a Tx backend has a MAC"));
             assert_eq!(&frame[6..12], &DIRECTOR_MAC);
-            assert_eq!(&frame[12..], &input[12..], "the IP packet must stay untouched");
+            assert_eq!(
+                &frame[12..],
+                &input[12..],
+                "the IP packet must stay untouched"
+            );
             assert_ne!(b.state, BackendState::Down);
             // Forwarded again: the same real server (a flow-table hit, or the same
             // 3-tuple pick for a fragment).
