@@ -5,7 +5,8 @@
 #
 # A generator on one core sends 64-byte UDP frames (60 bytes + FCS) from 10.99.0.10
 # (256 source ports) to VIP 10.99.0.100:9000, addressed to the director d1's MAC, faster
-# than the director can forward them (the excess is dropped at d1's veth ring). In one run, alternating, it measures
+# than the director can forward them (the excess is dropped at d1's veth ring). In one
+# run, alternating, it measures
 #   xlb     target/release/xlb in d1, one AF_XDP worker (a UDP service, 3 real servers);
 #   xdp     an in-kernel XDP program on d1's eth0 doing the same MAC rewrite (hash pick of
 #           one of 3 real servers) and XDP_TX: the ceiling of this platform
@@ -40,7 +41,8 @@
 # generator, port-d1's threaded NAPI poller (the sink or the bridge) and the sinks. The
 # director's CPU time per forwarded packet is reported two ways: task_ns, the director's
 # tasks (schedstat of xlb's threads + d1's NAPI thread, ns precision; for the XDP and
-# kernel variants the NAPI thread does all the work), and core_ns, DIR_CPU's busy time in
+# kernel variants the NAPI thread does all the work; the kernel variant also needs TSO
+# off on port-d1, or veth bypasses the NAPI poller), and core_ns, DIR_CPU's busy time in
 # /proc/stat (10 ms ticks; includes anything else that ran on that core: the machine may
 # be shared, so task_ns is the cleaner number).
 #
