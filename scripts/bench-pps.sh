@@ -24,7 +24,7 @@
 # Medians over RUNS and the ratios xlb/xdp and xlb/kernel are printed at the end.
 #
 # MODE=direct (default): an XDP program run by BPF_PROG_RUN in live-frames mode
-#   (scripts/bench/xdpgen.c + xdpgen.bpf.c, built here with gcc against the system's
+#   (scripts/bench/xdpgen.c + xdpgen.bpf.c, built here with clang against the system's
 #   libbpf.so.1) XDP_TXes frames out of the switch port facing d1 (port-d1, whose peer is
 #   d1's eth0), and the sink sits on that same port: no bridge hop and no skb on the
 #   generator's side (it makes about 1.4 Mpps on one core of this machine).
@@ -88,7 +88,7 @@ nsysctl() { nsx "$1" sh -c "echo $3 > /proc/sys/$2"; }
     exit 64
 }
 ((EUID == 0)) || die "must run as root (network namespaces, XDP)"
-for c in clang gcc trafgen ethtool taskset chrt ip; do
+for c in clang trafgen ethtool taskset chrt ip; do
     command -v "$c" >/dev/null || die "'$c' not found (run scripts/setup.sh)"
 done
 [[ " ${VARIANTS[*]} " != *" xlb "* || -x $XLB_BIN ]] ||
@@ -223,8 +223,8 @@ generate() {
 build_bpf() {
     local p
     if [[ $MODE == direct ]]; then
-        gcc -O2 -o "$WORK/xdpgen" "$SCRIPTS/bench/xdpgen.c" -l:libbpf.so.1 ||
-            die "cannot build scripts/bench/xdpgen.c (needs gcc and libbpf.so.1); try MODE=lab"
+        clang -O2 -o "$WORK/xdpgen" "$SCRIPTS/bench/xdpgen.c" -l:libbpf.so.1 ||
+            die "cannot build scripts/bench/xdpgen.c (needs clang and libbpf.so.1); try MODE=lab"
     fi
     for p in sink dr_tx pass xdpgen; do
         clang -O2 -g -target bpf -I"/usr/include/$(uname -m)-linux-gnu" \
