@@ -1,0 +1,437 @@
+#!/usr/bin/env bash
+# bench-pps.sh: packets per second through the director, in the netns lab (issue 3 item 9).
+#
+#   sudo scripts/bench-pps.sh [RUNS]        (default 3 runs; prints a table and medians)
+#
+# A generator on one core sends 64-byte UDP frames (60 bytes + FCS) from 10.99.0.10
+# (256 source ports) to VIP 10.99.0.100:9000, addressed to the director d1's MAC, faster
+# than the director can forward them (the excess is dropped at d1's veth ring). In one
+# run, alternating, it measures
+#   xlb     target/release/xlb in d1, one AF_XDP worker (a UDP service, 3 real servers);
+#   xdp     an in-kernel XDP program on d1's eth0 doing the same MAC rewrite (hash pick of
+#           one of 3 real servers) and XDP_TX: the ceiling of this platform
+#           (scripts/bench/dr_tx.bpf.c);
+#   kernel  the kernel's own forwarding path, which IPVS-DR rides on: ip_forward=1 in d1,
+#           the VIP routed by an ECMP route (L4 hash) to the 3 real servers through static
+#           neighbours, ICMP redirects off.
+# A counting XDP sink (scripts/bench/sink.bpf.c) drops the frames that were forwarded
+# correctly (source MAC d1's, destination MAC a real server's); veth counts them
+# (ethtool -S: rx_queue_0_xdp_drops). Mpps = frames counted / the generator's running time;
+# "offered" = frames the generator got onto d1's link in that time (the device's
+# tx_packets; in direct mode only those that fit into d1's rx ring count); "drop%" = the
+# share of those that d1's eth0 dropped after its XDP program (for xlb: redirects into the
+# AF_XDP socket that failed, its RX ring full or fill ring empty).
+# Medians over RUNS and the ratios xlb/xdp and xlb/kernel are printed at the end.
+#
+# MODE=direct (default): an XDP program run by BPF_PROG_RUN in live-frames mode
+#   (scripts/bench/xdpgen.c + xdpgen.bpf.c, built here with clang against the system's
+#   libbpf.so.1) XDP_TXes frames out of the switch port facing d1 (port-d1, whose peer is
+#   d1's eth0), and the sink sits on that same port: no bridge hop and no skb on the
+#   generator's side (it makes about 1.4 Mpps on one core of this machine).
+# MODE=lab: trafgen (netsniff-ng) in the client namespace, sinks on the real servers'
+#   eth0: every frame crosses the bridge twice, and trafgen offers about 0.3 Mpps at
+#   best, below what the XDP variants forward (a generator-bound comparison).
+# The generator runs at nice 19 (GEN_NICE) and the wire's NAPI poller on its core (the
+# sink, or the bridge) at SCHED_FIFO 10, so that neither the generator nor anything else
+# running on that core starves the wire.
+#
+# CPU placement (2 cores): the director's work gets a core of its own (DIR_CPU): xlb (all
+# its threads) and the threaded NAPI poller of d1's eth0, whatever the variant (for the
+# kernel path, GRO on gives the veth a NAPI poller). Everything else runs on GEN_CPU: the
+# generator, port-d1's threaded NAPI poller (the sink or the bridge) and the sinks. The
+# director's CPU time per forwarded packet is reported two ways: task_ns, the director's
+# tasks (schedstat of xlb's threads + d1's NAPI thread, ns precision; for the XDP and
+# kernel variants the NAPI thread does all the work; the kernel variant also needs TSO
+# off on port-d1, or veth bypasses the NAPI poller), and core_ns, DIR_CPU's busy time in
+# /proc/stat (10 ms ticks; includes anything else that ran on that core: the machine may
+# be shared, so task_ns is the cleaner number).
+#
+# Env: XLB_LAB (lab prefix, default "xbpps"), XLB_BIN (default target/release/xlb),
+#      MODE (direct), SECS (generator seconds per measurement, default 5), GEN_CPU (0),
+#      DIR_CPU (1), GEN_NICE (19), VARIANTS ("xlb xdp kernel"), KEEP_LAB (set: leave the
+#      lab up at the end for inspection; XLB_LAB=xbpps scripts/lab.sh down removes it).
+# Needs root, clang (BPF target), trafgen (netsniff-ng), ethtool, taskset. Traffic stays
+# inside the lab's namespaces; the lab is torn down at the end, also on failure.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+readonly ROOT SCRIPTS=$ROOT/scripts
+readonly P=${XLB_LAB:-xbpps}
+readonly RUNS=${1:-3}
+readonly SECS=${SECS:-5}
+readonly GEN_CPU=${GEN_CPU:-0} DIR_CPU=${DIR_CPU:-1}
+readonly MODE=${MODE:-direct} GEN_NICE=${GEN_NICE:-19}
+readonly XLB_BIN=${XLB_BIN:-$ROOT/target/release/xlb}
+read -r -a VARIANTS <<<"${VARIANTS:-xlb xdp kernel}"
+readonly VARIANTS
+readonly WORK=/tmp/$P-bench
+readonly VIP=10.99.0.100 PORT=9000
+readonly D1_MAC=02:99:00:00:00:02 C_MAC=02:99:00:00:00:10
+readonly REALS=(r1 r2 r3)
+declare -rA RS_IP=([r1]=10.99.0.11 [r2]=10.99.0.12 [r3]=10.99.0.13)
+declare -rA RS_MAC=([r1]=02:99:00:00:00:11 [r2]=02:99:00:00:00:12 [r3]=02:99:00:00:00:13)
+
+log() { echo "bench-pps[$P]: $*" >&2; }
+die() {
+    echo "bench-pps[$P]: error: $*" >&2
+    exit 1
+}
+nsx() {
+    local h=$1
+    shift
+    ip netns exec "$P-$h" "$@"
+}
+nsysctl() { nsx "$1" sh -c "echo $3 > /proc/sys/$2"; }
+
+[[ $RUNS =~ ^[1-9][0-9]?$ && $SECS =~ ^[1-9][0-9]?$ && $MODE =~ ^(direct|lab)$ ]] || {
+    sed -n '2,4s/^# \{0,1\}//p' "${BASH_SOURCE[0]}" >&2
+    exit 64
+}
+((EUID == 0)) || die "must run as root (network namespaces, XDP)"
+for c in clang trafgen ethtool taskset chrt ip; do
+    command -v "$c" >/dev/null || die "'$c' not found (run scripts/setup.sh)"
+done
+[[ " ${VARIANTS[*]} " != *" xlb "* || -x $XLB_BIN ]] ||
+    die "$XLB_BIN not found: cargo build --release first"
+NCPU=$(nproc)
+((GEN_CPU < NCPU && DIR_CPU < NCPU)) || die "GEN_CPU/DIR_CPU must be below $NCPU"
+
+# ------------------------------------------------------------------ cleanup
+
+XLB_PID=""
+cleanup() {
+    set +e
+    stop_xlb
+    [[ -n ${KEEP_LAB:-} ]] && return 0
+    XLB_LAB=$P "$SCRIPTS/lab.sh" down >/dev/null 2>&1
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+alive() {
+    local st
+    st=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1)
+    [[ -n $st && $st != [ZX] ]]
+}
+
+stop_xlb() {
+    local i
+    [[ -n $XLB_PID ]] || return 0
+    kill -TERM "$XLB_PID" 2>/dev/null
+    for ((i = 0; i < 50; i++)); do
+        alive "$XLB_PID" || break
+        sleep 0.1
+    done
+    alive "$XLB_PID" && kill -KILL "$XLB_PID" 2>/dev/null
+    wait "$XLB_PID" 2>/dev/null
+    XLB_PID=""
+    return 0
+}
+
+# ------------------------------------------------------------------ helpers
+
+# set_threaded HOST DEV: threaded NAPI on DEV (the kernel refuses it until the veth has a
+# NAPI context, i.e. an XDP program or GRO; then it starts one kthread per queue).
+set_threaded() {
+    local i
+    for ((i = 0; i < 50; i++)); do
+        nsx "$1" sh -c "echo 1 > /sys/class/net/$2/threaded" 2>/dev/null && return 0
+        sleep 0.1
+    done
+    die "cannot turn on threaded NAPI on $1's $2"
+}
+
+napi_threads() { pgrep '^napi/' | sort || true; }
+
+# wait_napi BEFORE NAME CPU: waits (up to 5 s) for one new kernel thread napi/NAME-<id>
+# that was not in BEFORE, pins it to CPU and prints its pid.
+wait_napi() {
+    local before=$1 name=$2 cpu=$3 i new pid
+    for ((i = 0; i < 50; i++)); do
+        new=()
+        for pid in $(comm -13 <(echo "$before") <(napi_threads)); do
+            [[ $(cat "/proc/$pid/comm" 2>/dev/null) == "napi/$name-"* ]] && new+=("$pid")
+        done
+        if ((${#new[@]} == 1)); then
+            taskset -p -c "$cpu" "${new[0]}" >/dev/null
+            echo "${new[0]}"
+            return 0
+        fi
+        ((${#new[@]} > 1)) && die "several new napi/$name threads appeared (another lab?); rerun"
+        sleep 0.1
+    done
+    die "no threaded NAPI poller napi/$name appeared"
+}
+
+# Nanoseconds on CPU of the given tasks (threads of processes included).
+task_ns() {
+    local pid t sum=0 run
+    for pid in "$@"; do
+        for t in /proc/"$pid"/task/*/schedstat; do
+            read -r run _ <"$t" 2>/dev/null || continue
+            sum=$((sum + run))
+        done
+    done
+    echo "$sum"
+}
+
+# Busy ticks of one CPU in /proc/stat (user nice system irq softirq steal).
+cpu_busy() {
+    awk -v c="cpu$1" '$1 == c { print $2 + $3 + $4 + $7 + $8 + $9 }' /proc/stat
+}
+
+xdp_drops() { nsx "$1" ethtool -S "$2" | awk '$1 == "rx_queue_0_xdp_drops:" { print $2 }'; }
+
+sink_count() {
+    local h sum=0
+    if [[ $MODE == direct ]]; then
+        xdp_drops sw port-d1
+        return
+    fi
+    for h in "${REALS[@]}"; do sum=$((sum + $(xdp_drops "$h" eth0))); done
+    echo "$sum"
+}
+
+# Where the generator runs: "namespace device".
+gen_where() { if [[ $MODE == direct ]]; then echo "sw port-d1"; else echo "c eth0"; fi; }
+
+gen_sent() {
+    local h d
+    read -r h d <<<"$(gen_where)"
+    nsx "$h" cat "/sys/class/net/$d/statistics/tx_packets"
+}
+
+# generate SECONDS: the generator on GEN_CPU, at nice GEN_NICE, for SECONDS (may be fractional).
+generate() {
+    local t=$1 h d
+    read -r h d <<<"$(gen_where)"
+    if [[ $MODE == direct ]]; then
+        timeout -s KILL "$(awk -v t="$t" 'BEGIN { print t + 10 }')" \
+            ip netns exec "$P-$h" nice -n "$GEN_NICE" taskset -c "$GEN_CPU" \
+            "$WORK/xdpgen" "$WORK/xdpgen.bpf.o" "$d" "$t" >>"$WORK/gen.log" 2>&1 ||
+            die "xdpgen failed: $(tail -n 3 "$WORK/gen.log")"
+        return
+    fi
+    timeout -s INT "$t" ip netns exec "$P-$h" nice -n "$GEN_NICE" taskset -c "$GEN_CPU" \
+        trafgen --dev "$d" --conf "$WORK/udp64.trafgen" -P 1 -n 200000000 -Q --no-sock-mem \
+        >>"$WORK/gen.log" 2>&1 || true
+}
+
+# ------------------------------------------------------------------ setup
+
+build_bpf() {
+    local p
+    if [[ $MODE == direct ]]; then
+        clang -O2 -o "$WORK/xdpgen" "$SCRIPTS/bench/xdpgen.c" -l:libbpf.so.1 ||
+            die "cannot build scripts/bench/xdpgen.c (needs clang and libbpf.so.1); try MODE=lab"
+    fi
+    for p in sink dr_tx pass xdpgen; do
+        clang -O2 -g -target bpf -I"/usr/include/$(uname -m)-linux-gnu" \
+            -DVIP=0x0a630064 -DPORT=$PORT -c "$SCRIPTS/bench/$p.bpf.c" -o "$WORK/$p.bpf.o" ||
+            die "clang failed on scripts/bench/$p.bpf.c"
+    done
+}
+
+mac_bytes() { echo "0x${1//:/, 0x}"; }
+
+write_trafgen() {
+    # Ethernet to d1, IPv4 10.99.0.10 -> VIP (TTL 64, header checksum), UDP from ports
+    # 1024..1279 (one flow per port) to $PORT, no UDP checksum, 18 bytes of padding.
+    cat >"$WORK/udp64.trafgen" <<EOF
+cpu($GEN_CPU): {
+  $(mac_bytes "$D1_MAC"), $(mac_bytes "$C_MAC"), 0x08, 0x00,
+  0x45, 0x00, c16(46), c16(0), 0x40, 0x00, 0x40, 17, csumip(14, 33),
+  10, 99, 0, 10, 10, 99, 0, 100,
+  0x04, dinc(0, 255), c16($PORT), c16(26), c16(0),
+  fill(0x00, 18)
+}
+EOF
+}
+
+write_xlb_config() {
+    local h
+    {
+        echo "# Generated by scripts/bench-pps.sh for lab '$P'."
+        echo "interface: eth0"
+        echo "xdp_mode: native"
+        echo "workers: { queues: all, cores: [$DIR_CPU], batch_size: 64, frames: 4096 }"
+        echo "flows: { capacity: 65536, tcp_timeout: 900s, tcp_fin_timeout: 30s, udp_timeout: 30s }"
+        echo "metrics: { listen: \"127.0.0.1:9650\" }"
+        echo "control_socket: $WORK/xlb.sock"
+        echo "virtual_servers:"
+        echo "  - name: bench"
+        echo "    vip: $VIP"
+        echo "    ports: [$PORT]"
+        echo "    protocol: udp"
+        echo "    scheduler: maglev"
+        echo "    table_size: 65537"
+        echo "    real_servers:"
+        for h in "${REALS[@]}"; do
+            echo "      - { address: ${RS_IP[$h]}, mac: \"${RS_MAC[$h]}\", weight: 1 }"
+        done
+    } >"$WORK/xlb.yaml"
+}
+
+setup_lab() {
+    local h before pid
+    XLB_LAB=$P "$SCRIPTS/lab.sh" up >"$WORK/lab.log" 2>&1 || {
+        cat "$WORK/lab.log" >&2
+        die "lab.sh up failed"
+    }
+    # port-d1 gets an XDP program (native XDP_TX into d1's veth needs one on this end):
+    # the sink (direct mode) or XDP_PASS to the bridge (lab mode, sinks on the real
+    # servers), with a threaded NAPI poller on the generator's core.
+    before=$(napi_threads)
+    if [[ $MODE == direct ]]; then
+        nsx sw ip link set dev port-d1 xdpdrv obj "$WORK/sink.bpf.o" sec xdp
+    else
+        nsx sw ip link set dev port-d1 xdpdrv obj "$WORK/pass.bpf.o" sec xdp
+        for h in "${REALS[@]}"; do
+            nsx "$h" ip link set dev eth0 xdpdrv obj "$WORK/sink.bpf.o" sec xdp
+        done
+    fi
+    set_threaded sw port-d1
+    pid=$(wait_napi "$before" port-d1 "$GEN_CPU")
+    # The wire must never be the bottleneck: its poller runs SCHED_FIFO (it sleeps when
+    # there is nothing to do; the kernel's RT throttling caps it at 95% of the core).
+    chrt -f -p 10 "$pid"
+    # veth hands a frame to the peer's NAPI (where GRO and the threaded poller live) only
+    # when the sending end has no TSO (veth_skb_is_eligible_for_gro): needed for the
+    # kernel variant, harmless for UDP in the others.
+    nsx sw ethtool -K port-d1 tso off >/dev/null
+    # For the kernel path: static neighbours and redirects off (they stay for all variants).
+    for h in "${REALS[@]}"; do
+        nsx d1 ip neigh replace "${RS_IP[$h]}" lladdr "${RS_MAC[$h]}" dev eth0 nud permanent
+    done
+    nsysctl d1 net/ipv4/conf/all/send_redirects 0
+    nsysctl d1 net/ipv4/conf/eth0/send_redirects 0
+    nsysctl d1 net/ipv4/fib_multipath_hash_policy 1
+}
+
+# ------------------------------------------------------------------ variants
+
+NAPI_PID=""
+DIR_TASKS=()
+
+start_variant() {
+    local v=$1 before i
+    before=$(napi_threads)
+    case $v in
+    xlb)
+        ip netns exec "$P-d1" taskset -c "$DIR_CPU" "$XLB_BIN" run --config "$WORK/xlb.yaml" \
+            </dev/null >>"$WORK/xlb.log" 2>&1 &
+        XLB_PID=$!
+        ;;
+    xdp) nsx d1 ip link set dev eth0 xdpdrv obj "$WORK/dr_tx.bpf.o" sec xdp ;;
+    kernel)
+        nsysctl d1 net/ipv4/ip_forward 1
+        nsx d1 ip route replace "$VIP/32" \
+            nexthop via "${RS_IP[r1]}" dev eth0 nexthop via "${RS_IP[r2]}" dev eth0 \
+            nexthop via "${RS_IP[r3]}" dev eth0
+        nsx d1 ethtool -K eth0 gro on >/dev/null
+        ;;
+    esac
+    set_threaded d1 eth0
+    NAPI_PID=$(wait_napi "$before" eth0 "$DIR_CPU")
+    DIR_TASKS=("$NAPI_PID")
+    [[ $v == xlb ]] && DIR_TASKS+=("$XLB_PID")
+    # Ready when a short burst reaches the sinks (this also warms xlb's flow table).
+    for ((i = 0; i < 50; i++)); do
+        [[ $v == xlb ]] && ! alive "$XLB_PID" && {
+            tail -n 20 "$WORK/xlb.log" >&2
+            die "xlb exited"
+        }
+        local s0
+        s0=$(sink_count)
+        generate 0.3
+        sleep 0.1
+        (($(sink_count) - s0 >= 256)) && return 0
+        sleep 0.1
+    done
+    die "variant $v: traffic did not reach the real servers within 10 s"
+}
+
+stop_variant() {
+    case $1 in
+    xlb) stop_xlb ;;
+    xdp) nsx d1 ip link set dev eth0 xdpdrv off ;;
+    kernel)
+        nsx d1 ethtool -K eth0 gro off >/dev/null
+        nsx d1 ip route del "$VIP/32" 2>/dev/null || true
+        nsysctl d1 net/ipv4/ip_forward 0
+        ;;
+    esac
+    sleep 0.2
+}
+
+# Frames d1's eth0 dropped after taking them off its ring (for xlb: a failed redirect
+# into the AF_XDP socket, i.e. its RX ring full or its fill ring empty).
+d1_drops() { nsx d1 ethtool -S eth0 | awk '$1 == "rx_queue_0_drops:" { print $2 }'; }
+
+# measure VARIANT: prints "variant offered_mpps mpps task_ns_per_pkt core_ns_per_pkt
+# core_busy% d1_drop%"
+measure() {
+    local v=$1 s0 g0 t0 c0 b0 s1 g1 t1 b1 w0 w1 d0 d1
+    s0=$(sink_count) g0=$(gen_sent) t0=$(task_ns "${DIR_TASKS[@]}") b0=$(cpu_busy "$DIR_CPU")
+    d0=$(d1_drops)
+    w0=$(date +%s%N)
+    generate "$SECS"
+    w1=$(date +%s%N)
+    sleep 0.3 # let queues drain into the sinks
+    s1=$(sink_count) g1=$(gen_sent) t1=$(task_ns "${DIR_TASKS[@]}") b1=$(cpu_busy "$DIR_CPU")
+    d1=$(d1_drops)
+    c0=$(getconf CLK_TCK)
+    awk -v v="$v" -v s=$((s1 - s0)) -v g=$((g1 - g0)) -v t=$((t1 - t0)) -v b=$((b1 - b0)) \
+        -v w=$((w1 - w0)) -v hz="$c0" -v span=$((w1 - w0 + 300000000)) -v d=$((d1 - d0)) 'BEGIN {
+        sec = w / 1e9
+        core_ns = b / hz * 1e9
+        printf "%-7s %8.3f %8.3f %9.0f %9.0f %6.1f %6.1f\n", v, g / sec / 1e6, s / sec / 1e6,
+            (s ? t / s : 0), (s ? core_ns / s : 0), 100 * core_ns / span, (g ? 100 * d / g : 0)
+    }'
+}
+
+# ------------------------------------------------------------------ main
+
+rm -rf "$WORK"
+mkdir -p "$WORK"
+build_bpf
+write_trafgen
+write_xlb_config
+log "mode $MODE; generator on CPU $GEN_CPU, director on CPU $DIR_CPU; $RUNS runs of ${SECS}s per variant"
+setup_lab
+
+results=$WORK/results
+: >"$results"
+printf '%-4s %-7s %8s %8s %9s %9s %6s %6s\n' run variant offered Mpps task_ns core_ns core% drop% >&2
+for ((r = 1; r <= RUNS; r++)); do
+    for v in "${VARIANTS[@]}"; do
+        start_variant "$v"
+        line=$(measure "$v")
+        stop_variant "$v"
+        echo "$line" >>"$results"
+        printf '%-4s %s\n' "$r" "$line" >&2
+    done
+done
+
+echo
+echo "medians of $RUNS runs (mode $MODE, 64-byte UDP, ${SECS}s each; task_ns = director tasks' CPU ns per forwarded packet, core_ns = DIR_CPU busy ns per packet):"
+awk '
+function median(a, n,   i, j, t) {
+    for (i = 2; i <= n; i++) { t = a[i]; for (j = i - 1; j >= 1 && a[j] > t; j--) a[j + 1] = a[j]; a[j + 1] = t }
+    return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
+}
+{ n[$1]++; k = n[$1]; g[$1, k] = $2; m[$1, k] = $3; tn[$1, k] = $4; cn[$1, k] = $5; order[$1] = order[$1] ? order[$1] : ++nv; names[nv] = names[nv] ? names[nv] : $1 }
+END {
+    printf "  %-7s %9s %9s %9s %9s\n", "variant", "offered", "Mpps", "task_ns", "core_ns"
+    for (i = 1; i <= nv; i++) {
+        v = names[i]
+        for (k = 1; k <= n[v]; k++) { a[k] = g[v, k] }; G = median(a, n[v])
+        for (k = 1; k <= n[v]; k++) { a[k] = m[v, k] }; M[v] = median(a, n[v])
+        for (k = 1; k <= n[v]; k++) { a[k] = tn[v, k] }; T = median(a, n[v])
+        for (k = 1; k <= n[v]; k++) { a[k] = cn[v, k] }; C = median(a, n[v])
+        printf "  %-7s %9.3f %9.3f %9.0f %9.0f\n", v, G, M[v], T, C
+    }
+    if (("xlb" in M) && ("xdp" in M) && M["xdp"] > 0) printf "  xlb/xdp    = %.2f\n", M["xlb"] / M["xdp"]
+    if (("xlb" in M) && ("kernel" in M) && M["kernel"] > 0) printf "  xlb/kernel = %.2f\n", M["xlb"] / M["kernel"]
+}' "$results"

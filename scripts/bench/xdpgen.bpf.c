@@ -1,0 +1,57 @@
+/* Load generator for scripts/bench-pps.sh (MODE=direct): run by BPF_PROG_RUN in
+ * live-frames mode (xdpgen.c), it turns every frame into a 60-byte UDP frame from
+ * 10.99.0.10 (source port 1024..1279, random) to VIP:PORT, addressed to the director's
+ * MAC, and XDP_TXes it out of the ingress device (the switch port facing the director,
+ * whose peer is the director's eth0). Pages are recycled after the director and the sink
+ * have seen (and rewritten) them, so every header is written again on every run. */
+#include "bench_xdp.h"
+
+#ifndef GEN_MAC
+#define GEN_MAC 0x029900000010ULL /* the client's */
+#endif
+#define SADDR 0x0a63000a          /* 10.99.0.10 */
+
+static long (*bpf_get_prandom_u32)(void) = (void *)7;
+
+INLINE __u16 ip_csum(void)
+{
+	__u32 s = 0x4500 + 46 + 0 + 0x4000 + (64 << 8 | IPPROTO_UDP) + (SADDR >> 16) +
+		  (SADDR & 0xffff) + (VIP >> 16) + (VIP & 0xffff);
+
+	s = (s & 0xffff) + (s >> 16);
+	s = (s & 0xffff) + (s >> 16);
+	return ~s;
+}
+
+SEC("xdp")
+int xdpgen(struct xdp_md *ctx)
+{
+	void *data = (void *)(long)ctx->data, *end = (void *)(long)ctx->data_end;
+	struct ethhdr *eth = data;
+	struct iphdr *ip = (void *)(eth + 1);
+	struct udphdr *udp = (void *)(ip + 1);
+
+	if ((void *)(udp + 1) > end)
+		return XDP_ABORTED;
+	put_mac(eth->h_dest, LOCAL);
+	put_mac(eth->h_source, GEN_MAC);
+	eth->h_proto = BE16(ETH_P_IP);
+	ip->version = 4;
+	ip->ihl = 5;
+	ip->tos = 0;
+	ip->tot_len = BE16(46);
+	ip->id = 0;
+	ip->frag_off = BE16(0x4000);
+	ip->ttl = 64;
+	ip->protocol = IPPROTO_UDP;
+	ip->check = BE16(ip_csum());
+	ip->saddr = BE32(SADDR);
+	ip->daddr = BE32(VIP);
+	udp->source = BE16(1024 + (bpf_get_prandom_u32() & 0xff));
+	udp->dest = BE16(PORT);
+	udp->len = BE16(26);
+	udp->check = 0;
+	return XDP_TX;
+}
+
+char _license[] SEC("license") = "GPL";
