@@ -602,6 +602,117 @@ fn reload_under_traffic_loses_no_request_and_keeps_the_keepalive_connection() {
     assert!(st.success(), "exit {st}: {}", d.log_text());
 }
 
+/// Issue 4, "weight 0 (configured)": a reload that sets a real server's weight to 0 drains
+/// it: its established keep-alive connections keep being answered by it, new connections
+/// go to the others.
+#[test]
+fn configured_weight_zero_drains_an_established_connection() {
+    if !require_root() {
+        return;
+    }
+    let lab = Lab::up("configured_weight_zero_drains_an_established_connection");
+    let all: Vec<(&str, u32)> = REALS.iter().map(|h| (*h, 1)).collect();
+    let mut d = Daemon::start(&lab, &config(&lab, "", "", &all), &[]);
+    let dir = lab.run_dir();
+    std::fs::write(dir.join("loop.py"), LOOP_PY).unwrap();
+    std::fs::write(dir.join("keepalive.py"), KEEPALIVE_PY).unwrap();
+    let stop = dir.join("stop");
+    let stop_s = stop.to_str().unwrap();
+    let (mut ka, ka_log) = lab.spawn_logged(
+        "c",
+        &[
+            python(),
+            dir.join("keepalive.py").to_str().unwrap(),
+            VIP4,
+            stop_s,
+            "600",
+            &CONNS.to_string(),
+        ],
+        "keepalive.log",
+    );
+    // The server of the first keep-alive connection gets drained.
+    let first = {
+        let mut line = None;
+        for _ in 0..100 {
+            let t = std::fs::read_to_string(&ka_log).unwrap_or_default();
+            if let Some(l) = t.lines().find(|l| l.starts_with("ok 0 0 ")) {
+                line = Some(l.to_owned());
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        line.unwrap_or_else(|| panic!("no keep-alive answer: {}", d.log_text()))
+    };
+    let f: Vec<&str> = first.split(' ').collect();
+    let (drained, client) = (f[4].to_owned(), f[5].to_owned());
+    assert!(REALS.contains(&drained.as_str()), "{first}");
+
+    let servers: Vec<(&str, u32)> = REALS
+        .iter()
+        .map(|h| (*h, if *h == drained { 0 } else { 1 }))
+        .collect();
+    std::fs::write(cfg_path(&lab), config(&lab, "", "", &servers)).unwrap();
+    let o = reload(&lab);
+    assert!(o.status.success(), "reload: {}", text(&o));
+    let reloaded_at = std::fs::read_to_string(&ka_log)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.starts_with("ok "))
+        .count();
+
+    // 60 new connections: none reaches the drained server.
+    let (mut lp, lp_log) = lab.spawn_logged(
+        "c",
+        &[
+            python(),
+            dir.join("loop.py").to_str().unwrap(),
+            VIP4,
+            stop_s,
+            "60",
+        ],
+        "loop.log",
+    );
+    let lp_status = lp.wait().unwrap();
+    assert!(lp_status.success());
+    let lp_text = std::fs::read_to_string(&lp_log).unwrap();
+    let answers: Vec<&str> = lp_text
+        .lines()
+        .filter(|l| l.starts_with("ok "))
+        .map(|l| l.rsplit(' ').next().unwrap_or(""))
+        .collect();
+    assert_eq!(
+        answers.len(),
+        60,
+        "every new connection answered: {lp_text}"
+    );
+    assert!(
+        answers.iter().all(|a| *a != drained),
+        "a new connection reached the drained server {drained}: {lp_text}"
+    );
+
+    // The keep-alive connection on the drained server kept being answered by it.
+    std::fs::write(&stop, "").unwrap();
+    assert!(
+        ka.wait().unwrap().success(),
+        "a keep-alive connection failed"
+    );
+    let ka_text = std::fs::read_to_string(&ka_log).unwrap();
+    let after: Vec<&str> = ka_text
+        .lines()
+        .filter(|l| l.starts_with("ok "))
+        .skip(reloaded_at)
+        .filter(|l| l.split(' ').nth(2) == Some("0"))
+        .collect();
+    assert!(after.len() >= 5, "answers after the reload: {ka_text}");
+    for l in &after {
+        let f: Vec<&str> = l.split(' ').collect();
+        assert_eq!((f[4], f[5]), (drained.as_str(), client.as_str()), "{l}");
+    }
+    assert!(!ka_text.contains("FAIL"), "{ka_text}");
+    d.signal("-TERM");
+    assert!(d.wait(Duration::from_secs(10)).success());
+}
+
 #[test]
 fn sigterm_sends_priority_zero_removes_the_vip_and_detaches_xdp() {
     if !require_root() {
