@@ -10,6 +10,8 @@
 //!   the table fills up and then evicts, as in a long-running director). Goals: 30 ns and
 //!   100 ns per frame (divide the batch time by 64; criterion prints elements/s too).
 //!
+//! `XLB_CORE_MIN=1 cargo bench --bench core_perf` skips criterion and prints the minimum
+//! and median CPU time of single builds / batches (steadier on a loaded machine).
 //! `XLB_BENCH_CPU_TIME=1 cargo bench --bench core_perf` measures the thread's CPU time
 //! (`CLOCK_THREAD_CPUTIME_ID`) instead of wall-clock time, for shared, loaded machines.
 
@@ -232,7 +234,72 @@ fn configure<T: Measurement>(c: Criterion<T>) -> Criterion<T> {
         .configure_from_args()
 }
 
+/// `XLB_CORE_MIN=1`: no criterion; prints the minimum and median thread CPU time of
+/// single runs (Maglev builds) or batches (forward), which on a loaded machine is steadier
+/// than a mean.
+fn min_median() {
+    fn report(name: &str, mut v: Vec<u64>, per: u64) {
+        v.sort_unstable();
+        println!(
+            "{name:40} min {:>9.1} ns  median {:>9.1} ns  (per {})",
+            v[0] as f64 / per as f64,
+            v[v.len() / 2] as f64 / per as f64,
+            if per == 1 { "run" } else { "frame" }
+        );
+    }
+    for n in [100u32, 1000] {
+        for mixed in [false, true] {
+            let b = backends(n, mixed);
+            let v: Vec<u64> = (0..300)
+                .map(|_| {
+                    let t = thread_cpu_ns();
+                    black_box(maglev::build(black_box(&b), M).unwrap());
+                    thread_cpu_ns() - t
+                })
+                .collect();
+            let kind = if mixed { "weights1to10" } else { "equal" };
+            report(&format!("maglev_build n{n} {kind}"), v, 1);
+        }
+    }
+    let snap = snapshot();
+    let mut frames: Vec<Vec<u8>> = (0..BATCH as u32).map(|n| frame(n * 977)).collect();
+    let mut flows = FlowTable::new(1 << 20, TIMEOUTS);
+    for n in 0..65536u32 {
+        forward(&mut frame(n), &snap, &mut flows, 1);
+    }
+    let v: Vec<u64> = (0..20_000)
+        .map(|_| {
+            let t = thread_cpu_ns();
+            for f in frames.iter_mut() {
+                black_box(forward(black_box(f), &snap, &mut flows, 2));
+            }
+            thread_cpu_ns() - t
+        })
+        .collect();
+    report("forward warm (batch of 64)", v, BATCH as u64);
+    let mut fresh = FlowTable::new(1 << 20, TIMEOUTS);
+    let mut ctr = 0u64;
+    let v: Vec<u64> = (0..40_000)
+        .map(|_| {
+            let t = thread_cpu_ns();
+            for f in frames.iter_mut() {
+                ctr += 1;
+                let src = (0x0b00_0000u32 | (ctr >> 12) as u32 & 0x00ff_ffff).to_be_bytes();
+                f[26..30].copy_from_slice(&src);
+                f[34..36].copy_from_slice(&((ctr & 0xfff) as u16 + 1024).to_be_bytes());
+                black_box(forward(black_box(f), &snap, &mut fresh, 2));
+            }
+            thread_cpu_ns() - t
+        })
+        .collect();
+    report("forward new flows (batch of 64)", v, BATCH as u64);
+}
+
 fn main() {
+    if std::env::var_os("XLB_CORE_MIN").is_some() {
+        min_median();
+        return;
+    }
     if std::env::var_os("XLB_BENCH_CPU_TIME").is_some() {
         let mut c = configure(Criterion::default().with_measurement(ThreadCpuTime));
         bench_maglev(&mut c);
