@@ -154,8 +154,7 @@ fn bench_forward<T: Measurement>(c: &mut Criterion<T>) {
         b.iter(|| {
             let mut acc = 0u32;
             for f in frames.iter_mut() {
-                if let Verdict::Tx { backend, .. } = forward(black_box(f), &snap, &mut flows, 2)
-                {
+                if let Verdict::Tx { backend, .. } = forward(black_box(f), &snap, &mut flows, 2) {
                     acc = acc.wrapping_add(backend);
                 }
             }

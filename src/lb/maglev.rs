@@ -710,7 +710,13 @@ mod tests {
             .collect();
         populate_reference(&perms, m)
             .into_iter()
-            .map(|s| if s == NO_BACKEND { s } else { order[s as usize].1 })
+            .map(|s| {
+                if s == NO_BACKEND {
+                    s
+                } else {
+                    order[s as usize].1
+                }
+            })
             .collect()
     }
 
@@ -741,9 +747,7 @@ mod tests {
                         let addr = if v & 1 == 0 {
                             IpAddr::V4(Ipv4Addr::from((v >> 8) as u32))
                         } else {
-                            IpAddr::V6(Ipv6Addr::from(
-                                ((v as u128) << 64) | next(&mut x) as u128,
-                            ))
+                            IpAddr::V6(Ipv6Addr::from(((v as u128) << 64) | next(&mut x) as u128))
                         };
                         let w = match r % 4 {
                             0 => 1,
