@@ -13,6 +13,7 @@
 //! - frames not for a VIP get `Pass`; malformed frames for a VIP get `Drop` with a reason.
 
 use crate::lb::flow::{FlowKey, FlowTable};
+use crate::lb::hash::hash_flow_parts;
 use crate::lb::tables::{BackendId, OnDown, Snapshot, PROTO_TCP, PROTO_UDP};
 use crate::wire::{ethernet, ipv4, ipv6};
 
@@ -148,6 +149,7 @@ fn v4_dst(ip: &[u8]) -> Option<[u8; 16]> {
     )
 }
 
+#[inline]
 fn parse_v4(ip: &[u8], l2_len: usize, snap: &Snapshot) -> Result<Option<L3>, DropReason> {
     let pkt = match ipv4::Packet::new_checked(ip) {
         Ok(p) => p,
@@ -268,6 +270,7 @@ fn pick_fragment(
 }
 
 /// Whole (unfragmented) TCP/UDP: flow-table hit, else Maglev pick and insert.
+#[inline]
 fn pick_flow(
     frame: &[u8],
     l3: &L3,
@@ -303,6 +306,9 @@ fn pick_flow(
         None => return Ok(None),
     };
     let svc = &snap.services[svc_idx as usize];
+    // Hash from the parsed fields (registers), not from the key just stored to memory:
+    // see `hash_flow_parts`.
+    let hash = hash_flow_parts(&l3.src, &l3.dst, sport, dport, l3.proto);
     let key = FlowKey {
         src: l3.src,
         dst: l3.dst,
@@ -310,7 +316,6 @@ fn pick_flow(
         dport,
         proto: l3.proto,
     };
-    let hash = key.hash();
 
     if let Some(entry) = flows.lookup(&key, hash, now_ms) {
         let current = entry.backend();

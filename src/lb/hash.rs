@@ -141,11 +141,22 @@ fn step(acc: u64, w: u64) -> u64 {
 /// `avalanche`.
 #[inline]
 pub fn hash_flow(key: &FlowKey) -> u64 {
-    let s0 = u64::from_le_bytes(key.src[..8].try_into().unwrap_or([0; 8]));
-    let s1 = u64::from_le_bytes(key.src[8..].try_into().unwrap_or([0; 8]));
-    let d0 = u64::from_le_bytes(key.dst[..8].try_into().unwrap_or([0; 8]));
-    let d1 = u64::from_le_bytes(key.dst[8..].try_into().unwrap_or([0; 8]));
-    let p = key.sport as u64 | (key.dport as u64) << 16 | (key.proto as u64) << 32;
+    hash_flow_parts(&key.src, &key.dst, key.sport, key.dport, key.proto)
+}
+
+/// [`hash_flow`] of the key with these fields, without building the key first.
+///
+/// Same output as `hash_flow(&FlowKey { src, dst, sport, dport, proto })`. For the
+/// per-packet path: when the key is assembled in memory (ports stored as two 16-bit
+/// writes) and hashed right away, the compiler merges the port reads into one 32-bit load
+/// that cannot be forwarded from the two stores, a stall of a dozen cycles per packet.
+#[inline(always)]
+pub fn hash_flow_parts(src: &[u8; 16], dst: &[u8; 16], sport: u16, dport: u16, proto: u8) -> u64 {
+    let s0 = u64::from_le_bytes(src[..8].try_into().unwrap_or([0; 8]));
+    let s1 = u64::from_le_bytes(src[8..].try_into().unwrap_or([0; 8]));
+    let d0 = u64::from_le_bytes(dst[..8].try_into().unwrap_or([0; 8]));
+    let d1 = u64::from_le_bytes(dst[8..].try_into().unwrap_or([0; 8]));
+    let p = sport as u64 | (dport as u64) << 16 | (proto as u64) << 32;
     let a = step(step(FLOW_SEED_A, s0), d0);
     let b = step(step(FLOW_SEED_B, s1), d1);
     let h = a.rotate_left(1).wrapping_add(b.rotate_left(7));
@@ -368,5 +379,17 @@ mod tests {
         assert_ne!(hash_flow(&k), hash_flow(&rev));
         assert_ne!(hash_flow(&k), hash_flow(&FlowKey { proto: 17, ..k }));
         assert_eq!(hash_flow(&k), k.hash());
+    }
+
+    #[test]
+    fn hash_flow_parts_equals_hash_flow() {
+        let mut rng = Rng(42);
+        for _ in 0..1000 {
+            let k = rng.key();
+            assert_eq!(
+                hash_flow_parts(&k.src, &k.dst, k.sport, k.dport, k.proto),
+                hash_flow(&k)
+            );
+        }
     }
 }

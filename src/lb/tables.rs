@@ -109,6 +109,18 @@ pub fn addr_key(addr: &IpAddr) -> [u8; 16] {
     }
 }
 
+/// Largest number of (vip, proto, port) entries looked up by a linear scan.
+const LINEAR_INDEX_MAX: usize = 32;
+
+/// One (vip, proto, port) -> service entry of the linear index.
+#[derive(Clone, Copy, Debug)]
+struct IndexEntry {
+    vip: [u8; 16],
+    proto: u8,
+    port: u16,
+    service: u32,
+}
+
 /// Everything a worker needs, immutable once published.
 #[derive(Clone, Debug, Default)]
 pub struct Snapshot {
@@ -122,6 +134,10 @@ pub struct Snapshot {
     pub backends: Vec<Backend>,
     /// (vip, proto, port) -> service index; port 0 is the "every port" entry.
     index: HashMap<([u8; 16], u8, u16), u32>,
+    /// The same entries as `index` when there are at most [`LINEAR_INDEX_MAX`] of them
+    /// (the common case): a linear scan of a few 24-byte entries is several times cheaper
+    /// per packet than SipHash-ing the key for `index`.
+    linear: Option<Vec<IndexEntry>>,
     /// (vip, proto) -> service used for IP fragments (the first in config order).
     frag_index: HashMap<([u8; 16], u8), u32>,
     /// Every VIP (a handful: a linear scan beats hashing).
@@ -153,12 +169,24 @@ impl Snapshot {
             }
             frag_index.entry((vip, s.proto)).or_insert(i as u32);
         }
+        let linear = (index.len() <= LINEAR_INDEX_MAX).then(|| {
+            index
+                .iter()
+                .map(|(&(vip, proto, port), &service)| IndexEntry {
+                    vip,
+                    proto,
+                    port,
+                    service,
+                })
+                .collect()
+        });
         Snapshot {
             generation,
             local_mac,
             services,
             backends,
             index,
+            linear,
             frag_index,
             vips,
         }
@@ -168,6 +196,21 @@ impl Snapshot {
     /// service on the same VIP and protocol.
     #[inline]
     pub fn service_for(&self, vip: &[u8; 16], proto: u8, port: u16) -> Option<u32> {
+        if let Some(linear) = &self.linear {
+            // Keys are unique, so the exact match (if any) is the only one.
+            let mut every_port = None;
+            for e in linear {
+                if e.proto == proto && e.vip == *vip {
+                    if e.port == port {
+                        return Some(e.service);
+                    }
+                    if e.port == 0 {
+                        every_port = Some(e.service);
+                    }
+                }
+            }
+            return every_port;
+        }
         self.index
             .get(&(*vip, proto, port))
             .or_else(|| self.index.get(&(*vip, proto, 0)))
@@ -190,5 +233,61 @@ impl Snapshot {
     #[inline]
     pub fn backend(&self, id: BackendId) -> Option<&Backend> {
         self.backends.get(id as usize)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn svc(vip: [u8; 4], proto: u8, ports: Vec<u16>) -> Service {
+        Service {
+            name: String::new(),
+            vip: IpAddr::from(vip),
+            proto,
+            ports,
+            maglev: vec![NO_BACKEND; 7],
+            sorry: None,
+            on_down: OnDown::Reschedule,
+        }
+    }
+
+    /// The linear index (few entries) and the hash index (many) give the same answers:
+    /// exact port first, then the every-port service of the same VIP and protocol, first
+    /// service in config order on duplicates.
+    #[test]
+    fn service_for_linear_and_hashed_agree() {
+        let a = [10, 0, 0, 1];
+        let b = [10, 0, 0, 2];
+        let base = vec![
+            svc(a, PROTO_TCP, vec![80, 443]),
+            svc(a, PROTO_TCP, vec![]),
+            svc(a, PROTO_UDP, vec![53]),
+            svc(b, PROTO_TCP, vec![80]),
+            svc(a, PROTO_TCP, vec![80]), // shadowed by service 0
+        ];
+        let mut big = base.clone();
+        big.push(svc([10, 0, 0, 3], PROTO_UDP, (1000..1100).collect()));
+        let small = Snapshot::new(1, [0; 6], base, vec![]);
+        let large = Snapshot::new(1, [0; 6], big, vec![]);
+        assert!(small.linear.is_some());
+        assert!(large.linear.is_none());
+        let ka = addr_key(&IpAddr::from(a));
+        let kb = addr_key(&IpAddr::from(b));
+        let kc = addr_key(&IpAddr::from([10, 0, 0, 9]));
+        for s in [&small, &large] {
+            assert_eq!(s.service_for(&ka, PROTO_TCP, 80), Some(0));
+            assert_eq!(s.service_for(&ka, PROTO_TCP, 443), Some(0));
+            assert_eq!(s.service_for(&ka, PROTO_TCP, 8080), Some(1));
+            assert_eq!(s.service_for(&ka, PROTO_TCP, 0), Some(1));
+            assert_eq!(s.service_for(&ka, PROTO_UDP, 53), Some(2));
+            assert_eq!(s.service_for(&ka, PROTO_UDP, 54), None);
+            assert_eq!(s.service_for(&kb, PROTO_TCP, 80), Some(3));
+            assert_eq!(s.service_for(&kb, PROTO_TCP, 81), None);
+            assert_eq!(s.service_for(&kb, PROTO_UDP, 80), None);
+            assert_eq!(s.service_for(&kc, PROTO_TCP, 80), None);
+        }
+        let kd = addr_key(&IpAddr::from([10, 0, 0, 3]));
+        assert_eq!(large.service_for(&kd, PROTO_UDP, 1050), Some(5));
     }
 }
