@@ -34,7 +34,9 @@ use crate::control::status::{self, StatusError};
 use crate::control::vrrp::{self, State as VrrpState, VrrpError, VrrpEvent, VrrpHandle};
 use crate::dataplane::bpf::{AttachMode, BpfError, XdpProgram};
 use crate::dataplane::forward::{forward, DropReason, Verdict};
-use crate::dataplane::worker::{run_worker, Action, FrameHandler, WorkerStats};
+use crate::dataplane::worker::{
+    run_worker, set_thread_priority, Action, FrameHandler, WorkerPriority, WorkerStats,
+};
 use crate::dataplane::xsk::{ProgramMode, Xsk, XskConfig, XskError};
 use crate::lb::flow::{FlowTable, FlowTimeouts};
 use crate::lb::tables::{BackendId, BackendState, Snapshot, PROTO_TCP, PROTO_UDP};
@@ -961,6 +963,23 @@ fn start_workers(
                         return;
                     }
                 };
+                // A worker on a pinned core runs SCHED_FIFO 1 (measured in BENCHMARKS.md,
+                // "Data-plane tuning"): it then preempts the queue's NAPI poller whenever it
+                // has frames, so the poller never outruns it and wastes the core on frames it
+                // must drop at the redirect; the worker sleeps in poll() whenever its RX ring
+                // is empty, which is when the poller runs. XLB_WORKER_SCHED=inherit|nice:N|
+                // fifo:N overrides it.
+                let prio = match std::env::var("XLB_WORKER_SCHED") {
+                    Ok(v) => v.parse().unwrap_or_else(|e| {
+                        warn!("XLB_WORKER_SCHED ignored: {e}");
+                        WorkerPriority::Inherit
+                    }),
+                    Err(_) if core.is_some() => WorkerPriority::Fifo(1),
+                    Err(_) => WorkerPriority::Inherit,
+                };
+                if let Err(e) = set_thread_priority(prio) {
+                    warn!("worker {queue}: priority {prio:?} not set: {e}");
+                }
                 let _ = fd_tx.send(Ok(xsk.fd()));
                 let mut handler =
                     Forwarder::new(sh, FlowTable::new(per_worker_flows, timeouts), ct);

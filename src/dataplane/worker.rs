@@ -16,6 +16,10 @@
 //! 6. refill the fill ring (waking the driver if it asks);
 //! 7. only when a round did nothing, `poll` for RX with a short timeout so `stop` is seen.
 //!
+//! [`set_thread_priority`] sets the worker thread's scheduling ([`WorkerPriority`]); the
+//! daemon runs pinned workers at SCHED_FIFO 1 so the queue's NAPI poller on the same core
+//! never outruns them (BENCHMARKS.md, "Data-plane tuning").
+//!
 //! Guarantees: no allocation and no lock in the loop; the handler sees every received
 //! frame exactly once; every frame stays accounted for ([`FrameAccounting`] at stop); the
 //! statistics are written only by this worker, with relaxed stores, and may be read from
@@ -169,6 +173,65 @@ const MAX_KICKS_PER_ROUND: u32 = 64;
 /// How long to wait at stop for TX completions before reporting.
 const DRAIN: Duration = Duration::from_secs(1);
 
+/// How a worker thread is scheduled relative to the rest of its core (in particular the
+/// queue's NAPI poller, which fills the RX ring and, when it outruns the worker, burns CPU
+/// on frames it must then drop at the redirect).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum WorkerPriority {
+    /// Leave the thread as it is.
+    #[default]
+    Inherit,
+    /// A nice value (-20..=19) for this thread (SCHED_OTHER).
+    Nice(i32),
+    /// SCHED_FIFO at this priority (1..=99). The worker sleeps in `poll` whenever its RX
+    /// ring is empty, so the NAPI poller on the same core still runs.
+    Fifo(i32),
+}
+
+impl std::str::FromStr for WorkerPriority {
+    type Err = String;
+
+    /// `inherit`, `nice:N` or `fifo:N`.
+    fn from_str(s: &str) -> Result<Self, String> {
+        let num = |v: &str, lo: i32, hi: i32| match v.parse::<i32>() {
+            Ok(n) if (lo..=hi).contains(&n) => Ok(n),
+            _ => Err(format!("{s:?}: expected a number in {lo}..={hi}")),
+        };
+        match s.split_once(':') {
+            None if s == "inherit" => Ok(WorkerPriority::Inherit),
+            Some(("nice", v)) => num(v, -20, 19).map(WorkerPriority::Nice),
+            Some(("fifo", v)) => num(v, 1, 99).map(WorkerPriority::Fifo),
+            _ => Err(format!("{s:?}: expected inherit, nice:N or fifo:N")),
+        }
+    }
+}
+
+/// Applies `prio` to the calling thread. Errors (no CAP_SYS_NICE) are returned, not fatal.
+pub fn set_thread_priority(prio: WorkerPriority) -> std::io::Result<()> {
+    match prio {
+        WorkerPriority::Inherit => Ok(()),
+        WorkerPriority::Nice(n) => {
+            // SAFETY: gettid has no preconditions.
+            let tid = unsafe { libc::gettid() };
+            // SAFETY: plain syscall on our own thread id; no memory is passed.
+            let r = unsafe { libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, n) };
+            if r < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        }
+        WorkerPriority::Fifo(p) => {
+            let param = libc::sched_param { sched_priority: p };
+            // SAFETY: pid 0 is the calling thread; `param` is a live sched_param.
+            let r = unsafe { libc::sched_setscheduler(0, libc::SCHED_FIFO, &param) };
+            if r < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        }
+    }
+}
+
 /// Runs the ring loop on `xsk` until `stop` is set, then drains TX completions and returns
 /// where every frame is. Pins the calling thread to `core` if given (a failed pin is
 /// logged, not fatal).
@@ -253,6 +316,10 @@ pub fn run_worker(
         }
     }
     xsk.refill();
+    match xsk.kernel_stats() {
+        Ok(k) => tracing::info!(?k, "AF_XDP kernel statistics at stop"),
+        Err(e) => tracing::debug!(error = %e, "XDP_STATISTICS unavailable"),
+    }
     Ok(xsk.accounting())
 }
 
@@ -277,6 +344,18 @@ mod tests {
         ];
         for (n, b) in cases {
             assert_eq!(batch_bucket(n), b, "batch of {n}");
+        }
+    }
+
+    #[test]
+    fn worker_priority_parses_and_rejects_out_of_range() {
+        assert_eq!("inherit".parse(), Ok(WorkerPriority::Inherit));
+        assert_eq!("nice:-5".parse(), Ok(WorkerPriority::Nice(-5)));
+        assert_eq!("fifo:1".parse(), Ok(WorkerPriority::Fifo(1)));
+        for bad in [
+            "", "fifo:0", "fifo:100", "nice:20", "rr:1", "fifo:x", "nice",
+        ] {
+            assert!(bad.parse::<WorkerPriority>().is_err(), "{bad}");
         }
     }
 
