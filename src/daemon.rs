@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 use arc_swap::ArcSwap;
 use tracing::{error, info, warn};
 
-use crate::config::{Config, Protocol, Queues, SystemEnvironment, XdpMode};
+use crate::config::{Config, Protocol, Queues, SystemEnvironment, WorkerSched, XdpMode};
 use crate::control::health;
 use crate::control::netlink::{self, Netlink, NetlinkError};
 use crate::control::publish::{build_snapshot, PublishError, Registry};
@@ -939,6 +939,7 @@ fn start_workers(
             .cores
             .get(i % cfg.workers.cores.len().max(1))
             .copied();
+        let sched = cfg.workers.sched;
         let xcfg = XskConfig {
             frames: cfg.workers.frames,
             batch_size: cfg.workers.batch_size,
@@ -963,19 +964,16 @@ fn start_workers(
                         return;
                     }
                 };
-                // A worker on a pinned core runs SCHED_FIFO 1 (measured in BENCHMARKS.md,
-                // "Data-plane tuning"): it then preempts the queue's NAPI poller whenever it
-                // has frames, so the poller never outruns it and wastes the core on frames it
-                // must drop at the redirect; the worker sleeps in poll() whenever its RX ring
-                // is empty, which is when the poller runs. XLB_WORKER_SCHED=inherit|nice:N|
-                // fifo:N overrides it.
-                let prio = match std::env::var("XLB_WORKER_SCHED") {
-                    Ok(v) => v.parse().unwrap_or_else(|e| {
-                        warn!("XLB_WORKER_SCHED ignored: {e}");
-                        WorkerPriority::Inherit
-                    }),
-                    Err(_) if core.is_some() => WorkerPriority::Fifo(1),
-                    Err(_) => WorkerPriority::Inherit,
+                // A worker on a pinned core runs as `workers.sched` says (default
+                // SCHED_FIFO 1, measured in BENCHMARKS.md, "Data-plane tuning"): it then
+                // preempts the queue's NAPI poller whenever it has frames, so the poller never
+                // outruns it and wastes the core on frames it must drop at the redirect; the
+                // worker sleeps in poll() whenever its RX ring is empty, which is when the
+                // poller runs. Unpinned workers keep the default policy.
+                let prio = match (core, sched) {
+                    (None, _) | (_, WorkerSched::Inherit) => WorkerPriority::Inherit,
+                    (Some(_), WorkerSched::Nice(n)) => WorkerPriority::Nice(n),
+                    (Some(_), WorkerSched::Fifo(p)) => WorkerPriority::Fifo(p),
                 };
                 if let Err(e) = set_thread_priority(prio) {
                     warn!("worker {queue}: priority {prio:?} not set: {e}");

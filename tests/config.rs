@@ -81,7 +81,8 @@ fn baseline_parses_into_exact_typed_values() {
             queues: Queues::List(vec![0, 1]),
             cores: vec![1, 2],
             batch_size: 32,
-            frames: 2048
+            frames: 2048,
+            sched: WorkerSched::Fifo(1),
         }
     );
     assert_eq!(
@@ -259,6 +260,9 @@ const MUTATIONS: &[Row] = &[
     ("frames not pow2", &[("workers.frames", Some("3000"))], "workers.frames", "power of two"),
     ("frames too big", &[("workers.frames", Some("2097152"))], "workers.frames", "power of two between 64 and 1048576"),
     ("frames < 2x batch", &[("workers.frames", Some("32"))], "workers.frames", "at least twice batch_size (64)"),
+    ("sched garbage", &[("workers.sched", Some("rt"))], "workers.sched", "expected inherit, nice:N or fifo:N"),
+    ("sched fifo 0", &[("workers.sched", Some("'fifo:0'"))], "workers.sched", "expected a number in 1..=99"),
+    ("sched nice 20", &[("workers.sched", Some("'nice:20'"))], "workers.sched", "expected a number in -20..=19"),
     // flows
     ("capacity 0", &[("flows.capacity", Some("0"))], "flows.capacity", "must be between 1 and"),
     ("timeout zero", &[("flows.tcp_timeout", Some("0s"))], "flows.tcp_timeout", "must be greater than 0s"),
@@ -442,6 +446,9 @@ fn near_misses_are_accepted() {
         ("queues all", &[("workers.queues", Some("all"))]),
         ("empty services", &[("virtual_servers", Some("[]"))]),
         ("frames exactly 2 x batch", &[("workers.frames", Some("64"))]),
+        ("sched inherit", &[("workers.sched", Some("inherit"))]),
+        ("sched nice bounds", &[("workers.sched", Some("'nice:-20'"))]),
+        ("sched fifo 99", &[("workers.sched", Some("'fifo:99'"))]),
         ("no vrrp section, no vrrp reference", &[("vrrp", None), ("virtual_servers.0.vrrp", None), ("virtual_servers.1.vrrp", None), ("virtual_servers.2.vrrp", None)]),
     ];
     for (what, edits) in rows {

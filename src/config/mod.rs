@@ -86,6 +86,37 @@ pub struct Workers {
     pub batch_size: usize,
     /// UMEM frames per worker: a power of two, >= 2 x batch_size, <= 2^20.
     pub frames: u32,
+    /// Scheduling of pinned workers (`workers.sched`).
+    pub sched: WorkerSched,
+}
+
+/// Scheduling policy of a pinned worker thread (`workers.sched`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WorkerSched {
+    /// Leave the thread as it is (`inherit`).
+    Inherit,
+    /// SCHED_OTHER with this nice value (`nice:N`, -20..=19).
+    Nice(i32),
+    /// SCHED_FIFO with this priority (`fifo:N`, 1..=99); needs CAP_SYS_NICE.
+    Fifo(i32),
+}
+
+impl std::str::FromStr for WorkerSched {
+    type Err = String;
+
+    /// `inherit`, `nice:N` or `fifo:N`.
+    fn from_str(s: &str) -> Result<Self, String> {
+        let num = |v: &str, lo: i32, hi: i32| match v.parse::<i32>() {
+            Ok(n) if (lo..=hi).contains(&n) => Ok(n),
+            _ => Err(format!("{s:?}: expected a number in {lo}..={hi}")),
+        };
+        match s.split_once(':') {
+            None if s == "inherit" => Ok(WorkerSched::Inherit),
+            Some(("nice", v)) => num(v, -20, 19).map(WorkerSched::Nice),
+            Some(("fifo", v)) => num(v, 1, 99).map(WorkerSched::Fifo),
+            _ => Err(format!("{s:?}: expected inherit, nice:N or fifo:N")),
+        }
+    }
 }
 
 /// Which rx queues get a worker.
@@ -381,6 +412,7 @@ impl Config {
             "workers.batch_size",
         );
         differ(self.workers.frames != new.workers.frames, "workers.frames");
+        differ(self.workers.sched != new.workers.sched, "workers.sched");
         differ(self.flows.capacity != new.flows.capacity, "flows.capacity");
         differ(self.metrics.listen != new.metrics.listen, "metrics.listen");
         differ(self.control_socket != new.control_socket, "control_socket");

@@ -39,6 +39,7 @@ pub struct RawWorkers {
     pub cores: Option<Vec<RawInt>>,
     pub batch_size: Option<RawInt>,
     pub frames: Option<RawInt>,
+    pub sched: Option<String>,
 }
 
 /// `queues: all` or `queues: [0, 1]`; any other word is kept for `validate` to name.

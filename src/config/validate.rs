@@ -354,11 +354,20 @@ fn workers(v: &mut Validator, raw: RawWorkers) -> Workers {
         }
     };
 
+    let sched = match raw.sched {
+        None => WorkerSched::Fifo(1),
+        Some(text) => text.parse().unwrap_or_else(|e: String| {
+            v.err("workers.sched", e);
+            WorkerSched::Fifo(1)
+        }),
+    };
+
     Workers {
         queues,
         cores,
         batch_size,
         frames,
+        sched,
     }
 }
 
