@@ -467,6 +467,19 @@ impl Keepalived {
         advert_int: &str,
         vip: &str,
     ) -> Keepalived {
+        Keepalived::with_extra(ns, tag, version, priority, advert_int, vip, "")
+    }
+
+    /// Like `new`, with `extra` lines added to the instance (e.g. unicast peers).
+    fn with_extra(
+        ns: &str,
+        tag: &str,
+        version: u8,
+        priority: u8,
+        advert_int: &str,
+        vip: &str,
+        extra: &str,
+    ) -> Keepalived {
         let dir = std::env::temp_dir().join(format!("xlb-ka-{tag}-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let conf = dir.join("keepalived.conf");
@@ -476,7 +489,7 @@ impl Keepalived {
                 "global_defs {{\n  router_id ka_{tag}\n}}\n\
                  vrrp_instance VI_1 {{\n  state BACKUP\n  interface b0\n  virtual_router_id 51\n  \
                  priority {priority}\n  advert_int {advert_int}\n  version {version}\n  \
-                 virtual_ipaddress {{\n    {vip}\n  }}\n}}\n"
+                 {extra}virtual_ipaddress {{\n    {vip}\n  }}\n}}\n"
             ),
         )
         .unwrap();
@@ -579,7 +592,16 @@ fn keepalived_present() -> bool {
 
 /// xlb (a, priority 150) against keepalived (b, priority 100): xlb preempts keepalived,
 /// keepalived takes over on xlb's shutdown, xlb preempts again on restart.
-fn interop_xlb_high(tag: &str, version: u8, v6: bool, interval: Duration, advert_int: &str) {
+/// With `unicast`, both send unicast adverts to each other (IPv4 only), and a capture on
+/// the bridge shows that no advert went to 224.0.0.18.
+fn interop_xlb_high(
+    tag: &str,
+    version: u8,
+    v6: bool,
+    interval: Duration,
+    advert_int: &str,
+    unicast: bool,
+) {
     if !keepalived_present() {
         eprintln!("SKIP: keepalived not installed");
         return;
@@ -593,14 +615,22 @@ fn interop_xlb_high(tag: &str, version: u8, v6: bool, interval: Duration, advert
         ("10.77.0.100", "10.77.0.100/32")
     };
     let vips: Vec<IpAddr> = vec![vip.parse().unwrap()];
-    let ia = instance("lb1", "a0", version, 150, interval);
+    let mut ia = instance("lb1", "a0", version, 150, interval);
     let long = interval * 40 + Duration::from_secs(5);
     let b_ip = if v6 {
         link_local(&lab.b, "b0")
     } else {
         "10.77.0.3".to_string()
     };
-    let ka = Keepalived::new(&lab.b, tag, version, 100, advert_int, vip_cidr);
+    let mut cap = unicast.then(|| Capture::start(&lab.sw, tag, "ip proto 112"));
+    let extra = if unicast {
+        assert!(!v6, "the unicast interop case is IPv4");
+        ia.unicast_peers = vec!["10.77.0.3".parse().unwrap()];
+        "unicast_src_ip 10.77.0.3\n  unicast_peer {\n    10.77.0.2\n  }\n  "
+    } else {
+        ""
+    };
+    let ka = Keepalived::with_extra(&lab.b, tag, version, 100, advert_int, vip_cidr, extra);
     ka.wait_vip(true, long); // keepalived alone is master
 
     ra.start(&ia, &vips);
@@ -634,6 +664,30 @@ fn interop_xlb_high(tag: &str, version: u8, v6: bool, interval: Duration, advert
     let m = collect_until(&rx, long, |m| has(m, "a", State::Master));
     assert_eq!(states(&events(&m, "a")), vec![State::Backup, State::Master]);
     ka.wait_vip(false, long);
+
+    if let Some(cap) = cap.as_mut() {
+        let advs = cap.adverts();
+        assert_unicast_only(&advs);
+        let b_mac = mac_of(&lab.b, "b0");
+        let a_mac = mac_of(&lab.a, "a0");
+        let xlb_to_ka = advs
+            .iter()
+            .filter(|v| v.src == "10.77.0.2" && v.dst == "10.77.0.3" && v.eth_dst == b_mac)
+            .count();
+        let ka_to_xlb = advs
+            .iter()
+            .filter(|v| v.src == "10.77.0.3" && v.dst == "10.77.0.2" && v.eth_dst == a_mac)
+            .count();
+        assert!(
+            xlb_to_ka > 0 && ka_to_xlb > 0,
+            "adverts both ways: {xlb_to_ka} xlb -> keepalived, {ka_to_xlb} back"
+        );
+        assert!(
+            advs.iter()
+                .any(|v| v.src == "10.77.0.2" && v.dst == "10.77.0.3" && v.prio == 0),
+            "xlb's shutdown advert (priority 0) went to keepalived by unicast"
+        );
+    }
 }
 
 /// keepalived (b, priority 150) against xlb (a, priority 100): xlb stays backup, takes
@@ -708,7 +762,7 @@ fn interop_keepalived_high(tag: &str, version: u8, v6: bool, interval: Duration,
 
 #[test]
 fn keepalived_interop_v3_xlb_master() {
-    interop_xlb_high("k3x", 3, false, Duration::from_millis(100), "0.1");
+    interop_xlb_high("k3x", 3, false, Duration::from_millis(100), "0.1", false);
 }
 
 #[test]
@@ -718,7 +772,7 @@ fn keepalived_interop_v3_keepalived_master() {
 
 #[test]
 fn keepalived_interop_v2_xlb_master() {
-    interop_xlb_high("k2x", 2, false, Duration::from_secs(1), "1");
+    interop_xlb_high("k2x", 2, false, Duration::from_secs(1), "1", false);
 }
 
 #[test]
@@ -728,10 +782,289 @@ fn keepalived_interop_v2_keepalived_master() {
 
 #[test]
 fn keepalived_interop_v3_ipv6_xlb_master() {
-    interop_xlb_high("k6x", 3, true, Duration::from_millis(100), "0.1");
+    interop_xlb_high("k6x", 3, true, Duration::from_millis(100), "0.1", false);
 }
 
 #[test]
 fn keepalived_interop_v3_ipv6_keepalived_master() {
     interop_keepalived_high("k6k", 3, true, Duration::from_millis(100), "0.1");
+}
+
+#[test]
+fn keepalived_interop_v3_unicast_xlb_master() {
+    interop_xlb_high("k3u", 3, false, Duration::from_millis(100), "0.1", true);
+}
+
+// ------------------------------------------------------------------ unicast adverts
+
+/// tcpdump in the switch namespace on the bridge port `pa` facing router a (every advert
+/// a sends or receives crosses it; br0 itself stops seeing bridged unicast once the
+/// bridge has learned the MACs), writing a pcap; stopped on drop. `KEEPCAP=1` keeps the
+/// pcap in the temp directory for a look afterwards.
+struct Capture {
+    child: Option<Child>,
+    dir: std::path::PathBuf,
+}
+
+/// One captured VRRP advert, as `tcpdump -e` decodes it.
+#[derive(Debug)]
+struct Captured {
+    eth_dst: String,
+    src: String,
+    dst: String,
+    prio: u8,
+}
+
+impl Capture {
+    fn start(ns: &str, tag: &str, filter: &str) -> Capture {
+        let dir = std::env::temp_dir().join(format!("xlb-cap-{tag}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let log = dir.join("tcpdump.log");
+        let out = std::fs::File::create(&log).unwrap();
+        let child = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                ns,
+                "tcpdump",
+                "-i",
+                "pa",
+                "-n",
+                "-U",
+                "--immediate-mode",
+                "-w",
+            ])
+            .arg(dir.join("vrrp.pcap"))
+            .arg(filter)
+            .stdin(Stdio::null())
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
+            .spawn()
+            .expect("tcpdump");
+        let cap = Capture {
+            child: Some(child),
+            dir,
+        };
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .contains("listening on")
+        {
+            assert!(Instant::now() < deadline, "tcpdump did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        cap
+    }
+
+    /// Stops tcpdump (SIGINT: it flushes) and waits, bounded, for it to exit.
+    fn stop(&mut self) {
+        let Some(mut c) = self.child.take() else {
+            return;
+        };
+        std::thread::sleep(Duration::from_millis(200));
+        // SAFETY: kill(2) on a child we spawned (`ip netns exec` execs tcpdump).
+        unsafe { libc::kill(c.id() as i32, libc::SIGINT) };
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while c.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = c.kill();
+        let _ = c.wait();
+    }
+
+    /// Stops the capture and decodes every VRRP advert in it.
+    fn adverts(&mut self) -> Vec<Captured> {
+        self.stop();
+        let out = Command::new("tcpdump")
+            .args(["-n", "-e", "-r"])
+            .arg(self.dir.join("vrrp.pcap"))
+            .stderr(Stdio::null())
+            .output()
+            .expect("tcpdump -r");
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        let advs: Vec<Captured> = text.lines().filter_map(parse_captured).collect();
+        assert_eq!(
+            advs.len(),
+            text.lines().count(),
+            "every captured line is a VRRP advert:\n{text}"
+        );
+        advs
+    }
+}
+
+impl Drop for Capture {
+    fn drop(&mut self) {
+        self.stop();
+        if std::env::var_os("KEEPCAP").is_none() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+/// `TIME SMAC > DMAC, ethertype IPv4 (0x0800), length N: SRC > DST: VRRPvV, Advertisement,
+/// vrid 51, prio P, ...`
+fn parse_captured(line: &str) -> Option<Captured> {
+    let mut parts = line.split(": ");
+    let eth = parts.next()?;
+    let ips = parts.next()?;
+    let vrrp = parts.next()?;
+    if !vrrp.starts_with("VRRPv") {
+        return None;
+    }
+    let eth_dst = eth.split_whitespace().nth(3)?.trim_end_matches(',');
+    let (src, dst) = ips.split_once(" > ")?;
+    let prio = vrrp
+        .split(", ")
+        .find_map(|f| f.strip_prefix("prio "))?
+        .parse()
+        .ok()?;
+    Some(Captured {
+        eth_dst: eth_dst.to_string(),
+        src: src.to_string(),
+        dst: dst.to_string(),
+        prio,
+    })
+}
+
+fn assert_unicast_only(advs: &[Captured]) {
+    assert!(!advs.is_empty(), "adverts were captured");
+    let multicast: Vec<_> = advs
+        .iter()
+        .filter(|v| v.dst == "224.0.0.18" || v.eth_dst.starts_with("01:00:5e"))
+        .collect();
+    assert!(
+        multicast.is_empty(),
+        "no advert goes to 224.0.0.18: {multicast:?}"
+    );
+}
+
+/// The MAC address of `dev` in namespace `ns`.
+fn mac_of(ns: &str, dev: &str) -> String {
+    let out = Command::new("ip")
+        .args(["-n", ns, "-o", "link", "show", "dev", dev])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    text.split_whitespace()
+        .skip_while(|w| *w != "link/ether")
+        .nth(1)
+        .expect("MAC")
+        .to_string()
+}
+
+/// Two xlb routers that send unicast adverts to each other (issue 5: `unicast_peers`,
+/// `unicast_src_ip`): a (priority 150) sends from a secondary address named by
+/// `unicast_src_ip`, b (priority 100) from its interface address. Election, priority-0
+/// handover on a's shutdown, preemption back on its restart; a capture on the bridge
+/// shows every advert went to the peer's unicast address (and MAC), none to 224.0.0.18.
+fn xlb_unicast_pair(tag: &str, version: u8, interval: Duration) {
+    let Some(lab) = Lab::new(tag) else { return };
+    const A_SRC: &str = "10.77.0.22";
+    const B_SRC: &str = "10.77.0.3";
+    must(&[
+        "ip",
+        "-n",
+        &lab.a,
+        "addr",
+        "add",
+        &format!("{A_SRC}/24"),
+        "dev",
+        "a0",
+    ]);
+    let mut cap = Capture::start(&lab.sw, tag, "ip proto 112");
+    let (tx, rx) = smpsc::channel();
+    let ra = Router::new("a", &lab.a, tx.clone());
+    let rb = Router::new("b", &lab.b, tx);
+    let vips: Vec<IpAddr> = vec!["10.77.0.100".parse().unwrap()];
+    let mut ia = instance("lb1", "a0", version, 150, interval);
+    ia.unicast_src_ip = Some(A_SRC.parse().unwrap());
+    ia.unicast_peers = vec![B_SRC.parse().unwrap()];
+    let mut ib = instance("lb2", "b0", version, 100, interval);
+    ib.unicast_peers = vec![A_SRC.parse().unwrap()];
+    let long = interval * 40 + Duration::from_secs(3);
+
+    // 1. Election: a becomes master by silence, b joins as backup and stays there.
+    ra.start(&ia, &vips);
+    let m = collect_until(&rx, long, |m| has(m, "a", State::Master));
+    assert_eq!(
+        events(&m, "a"),
+        vec![
+            (State::Backup, "startup"),
+            (State::Master, "master down interval expired")
+        ]
+    );
+    rb.start(&ib, &vips);
+    let mut m = collect_until(&rx, long, |m| has(m, "b", State::Backup));
+    m.extend(drain(&rx, interval * 10));
+    assert_eq!(events(&m, "b"), vec![(State::Backup, "startup")]);
+    assert!(events(&m, "a").is_empty(), "a stays master: {m:?}");
+
+    // 2. Clean shutdown of a: its priority-0 advert reaches b by unicast.
+    ra.stop();
+    let m = collect_until(&rx, long, |m| {
+        has(m, "b", State::Master) && m.iter().any(|x| matches!(x, Msg::Stopped("a", _)))
+    });
+    assert_eq!(events(&m, "a"), vec![(State::Initialize, "shutdown")]);
+    let reason = format!("master {A_SRC} sent priority 0, skew time expired");
+    assert_eq!(events(&m, "b"), vec![(State::Master, reason.as_str())]);
+
+    // 3. Restart of a: b's unicast adverts reach it, it preempts b.
+    ra.start(&ia, &vips);
+    let m = collect_until(&rx, long, |m| {
+        has(m, "a", State::Master) && has(m, "b", State::Backup)
+    });
+    let preempting = format!("preempting lower priority 100 from {B_SRC}");
+    assert_eq!(
+        events(&m, "a"),
+        vec![
+            (State::Backup, "startup"),
+            (State::Master, preempting.as_str())
+        ]
+    );
+    let higher = format!("higher priority 150 from {A_SRC}");
+    assert_eq!(events(&m, "b"), vec![(State::Backup, higher.as_str())]);
+
+    // 4. Stop both: each accepted the other's adverts and dropped none.
+    ra.stop();
+    rb.stop();
+    let m = collect_until(&rx, long, |m| {
+        m.iter().filter(|x| matches!(x, Msg::Stopped(..))).count() == 2
+    });
+    for x in &m {
+        if let Msg::Stopped(node, [rx_n, tx_n, drops, _]) = x {
+            assert!(*rx_n > 0 && *tx_n > 0, "{node} exchanged adverts: {x:?}");
+            assert_eq!(*drops, 0, "{node} dropped nothing");
+        }
+    }
+
+    // 5. On the wire: unicast only, from the configured sources, to the peer's MAC.
+    let advs = cap.adverts();
+    assert_unicast_only(&advs);
+    let (a_mac, b_mac) = (mac_of(&lab.a, "a0"), mac_of(&lab.b, "b0"));
+    for v in &advs {
+        let ok = (v.src == A_SRC && v.dst == B_SRC && v.eth_dst == b_mac)
+            || (v.src == B_SRC && v.dst == A_SRC && v.eth_dst == a_mac);
+        assert!(ok, "advert between the configured unicast addresses: {v:?}");
+    }
+    let count = |src: &str, prio: u8| {
+        advs.iter()
+            .filter(|v| v.src == src && v.prio == prio)
+            .count()
+    };
+    assert!(count(A_SRC, 150) > 0, "a's adverts as master: {advs:?}");
+    assert!(count(B_SRC, 100) > 0, "b's adverts as master: {advs:?}");
+    assert!(
+        count(A_SRC, 0) >= 1,
+        "a's shutdown adverts (priority 0) went to b by unicast: {advs:?}"
+    );
+}
+
+#[test]
+fn xlb_unicast_pair_v3_ipv4_100ms() {
+    xlb_unicast_pair("u3", 3, Duration::from_millis(100));
+}
+
+#[test]
+fn xlb_unicast_pair_v2_ipv4_1s() {
+    xlb_unicast_pair("u2", 2, Duration::from_secs(1));
 }
