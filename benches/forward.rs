@@ -20,13 +20,16 @@ use std::hint::black_box;
 use std::net::IpAddr;
 use std::time::Duration;
 
-use criterion::measurement::{Measurement, ValueFormatter, WallTime};
+use criterion::measurement::Measurement;
 use criterion::{Criterion, Throughput};
 use etherparse::PacketBuilder;
 use xlb::dataplane::forward::{forward, Verdict};
 use xlb::lb::flow::{FlowTable, FlowTimeouts};
 use xlb::lb::maglev;
 use xlb::lb::tables::{Backend, BackendState, OnDown, Service, Snapshot, PROTO_TCP};
+
+mod common;
+use common::ThreadCpuTime;
 
 const M: usize = 65537;
 const BATCH: usize = 64;
@@ -191,45 +194,6 @@ fn bench_forward<T: Measurement>(c: &mut Criterion<T>) {
         b.iter(|| run_batch(&mut batch, &snap, &mut flows, 1))
     });
     g.finish();
-}
-
-/// CPU time of the calling thread, in nanoseconds.
-struct ThreadCpuTime;
-
-static WALL: WallTime = WallTime;
-
-fn thread_cpu_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a valid, writable timespec; CLOCK_THREAD_CPUTIME_ID always exists on
-    // Linux. On failure `ts` stays zero, which only spoils the measurement.
-    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
-}
-
-impl Measurement for ThreadCpuTime {
-    type Intermediate = u64;
-    type Value = u64;
-    fn start(&self) -> u64 {
-        thread_cpu_ns()
-    }
-    fn end(&self, start: u64) -> u64 {
-        thread_cpu_ns().saturating_sub(start)
-    }
-    fn add(&self, a: &u64, b: &u64) -> u64 {
-        a + b
-    }
-    fn zero(&self) -> u64 {
-        0
-    }
-    fn to_f64(&self, v: &u64) -> f64 {
-        *v as f64
-    }
-    fn formatter(&self) -> &dyn ValueFormatter {
-        WALL.formatter()
-    }
 }
 
 fn configure<T: Measurement>(c: Criterion<T>) -> Criterion<T> {
