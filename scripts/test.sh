@@ -4,6 +4,8 @@
 #   sudo scripts/test.sh
 #
 # Runs, in order, and fails on the first failure:
+#   scripts/setup.sh                 (as root: installs missing packages; a no-op when all
+#                                     are there, so this command works on a fresh machine)
 #   cargo fmt --check
 #   cargo clippy --all-targets -- -D warnings
 #   cargo test -- --test-threads=N   (unit, integration, doc tests; N from XLB_TEST_THREADS,
@@ -25,6 +27,10 @@ command -v cargo >/dev/null 2>&1 || {
 }
 if ((EUID != 0)); then
     echo "test.sh: WARNING: not root: the lab and end-to-end tests will be SKIPPED (run: sudo $0)" >&2
+fi
+
+if ((EUID == 0)); then
+    scripts/setup.sh
 fi
 
 threads=${XLB_TEST_THREADS:-2}
