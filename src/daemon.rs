@@ -673,6 +673,13 @@ async fn reload(
         }
     };
     let mut changes = diff.describe();
+    // Which services could take new flows before the reload (for the all-down log lines).
+    let serving_before: std::collections::HashMap<String, bool> = ctl
+        .cfg
+        .virtual_servers
+        .iter()
+        .map(|vs| (vs.name.clone(), health::service_serving(vs, &ctl.reg)))
+        .collect();
     ctl.cfg = new;
     // VRRP instances removed or changed stop first (a master sends priority 0, so the
     // backup takes over at once instead of after Master_Down_Interval).
@@ -700,6 +707,10 @@ async fn reload(
     // Health checks: stop those of removed servers, (re)start added or changed ones (from
     // each server's current state); unchanged checks keep running untouched.
     health.update(&ctl.cfg, &ctl.reg);
+    for vs in &ctl.cfg.virtual_servers {
+        let before = serving_before.get(&vs.name).copied();
+        health::log_service_serving(vs, before, health::service_serving(vs, &ctl.reg));
+    }
     ops.reloads += 1;
     ops.metrics.reloaded(ReloadResult::Applied);
     if changes.is_empty() {

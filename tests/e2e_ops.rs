@@ -709,6 +709,20 @@ fn configured_weight_zero_drains_an_established_connection() {
         assert_eq!((f[4], f[5]), (drained.as_str(), client.as_str()), "{l}");
     }
     assert!(!ka_text.contains("FAIL"), "{ka_text}");
+
+    // A reload that leaves no real server able to take new flows logs one ERROR line; the
+    // reload that brings one back logs one INFO line.
+    let none: Vec<(&str, u32)> = REALS.iter().map(|h| (*h, 0)).collect();
+    std::fs::write(cfg_path(&lab), config(&lab, "", "", &none)).unwrap();
+    let o = reload(&lab);
+    assert!(o.status.success(), "reload: {}", text(&o));
+    std::fs::write(cfg_path(&lab), config(&lab, "", "", &all)).unwrap();
+    let o = reload(&lab);
+    assert!(o.status.success(), "reload: {}", text(&o));
+    let log = d.log_text();
+    let down = log.find("web4: no real server is up; new flows are dropped");
+    let up = log.find("web4: a real server is up again");
+    assert!(down.is_some() && up > down, "{log}");
     d.signal("-TERM");
     assert!(d.wait(Duration::from_secs(10)).success());
 }

@@ -735,7 +735,12 @@ impl Drop for HealthSet {
 pub fn serving(cfg: &Config, reg: &Registry, id: BackendId) -> Option<bool> {
     let key = reg.key(id)?;
     let vs = cfg.virtual_servers.iter().find(|v| v.name == key.service)?;
-    Some(vs.real_servers.iter().any(|rs| {
+    Some(service_serving(vs, reg))
+}
+
+/// Whether `vs` has a real server that can take new flows (healthy, weight > 0).
+pub fn service_serving(vs: &VirtualServer, reg: &Registry) -> bool {
+    vs.real_servers.iter().any(|rs| {
         rs.weight > 0
             && reg
                 .get(&BackendKey {
@@ -745,24 +750,29 @@ pub fn serving(cfg: &Config, reg: &Registry, id: BackendId) -> Option<bool> {
                 })
                 .and_then(|i| reg.status(i))
                 .is_some_and(|s| s.healthy)
-    }))
+    })
 }
 
 /// Logs (once per transition) that the service of backend `id` lost its last usable real
 /// server (ERROR) or got one back (INFO). `before` is [`serving`] before the change.
 pub fn log_serving_change(cfg: &Config, reg: &Registry, id: BackendId, before: Option<bool>) {
-    let (Some(before), Some(now)) = (before, serving(cfg, reg, id)) else {
-        return;
-    };
-    if before == now {
-        return;
-    }
     let Some(vs) = reg
         .key(id)
         .and_then(|k| cfg.virtual_servers.iter().find(|v| v.name == k.service))
     else {
         return;
     };
+    if let Some(before) = before {
+        log_service_serving(vs, Some(before), service_serving(vs, reg));
+    }
+}
+
+/// Logs a change of [`service_serving`] for `vs`: ERROR when it lost its last usable real
+/// server (or is new without one: `before` is `None`), INFO when it got one back.
+pub fn log_service_serving(vs: &VirtualServer, before: Option<bool>, now: bool) {
+    if before == Some(now) || (before.is_none() && now) {
+        return;
+    }
     if now {
         info!(
             "{}: a real server is up again; new flows go to real servers",
@@ -1212,5 +1222,14 @@ mod tests {
         log_serving_change(&cfg, &reg, i11, Some(true));
         log_serving_change(&cfg, &reg, i11, None);
         log_serving_change(&cfg, &reg, 9999, Some(true));
+        // The per-service form used after a reload agrees with the per-backend one.
+        let vs = &cfg.virtual_servers[0];
+        assert!(!service_serving(vs, &reg));
+        reg.status_mut(i11).unwrap().healthy = true;
+        assert!(service_serving(vs, &reg));
+        for before in [None, Some(true), Some(false)] {
+            log_service_serving(vs, before, false);
+            log_service_serving(vs, before, true);
+        }
     }
 }
