@@ -1022,10 +1022,9 @@ fn split_brain_equal_priority_higher_address_wins() {
     let mut d2 = Xlb::start(&lab, "d2", &c2);
     d1.wait_state("MASTER", 1, patience);
     d2.wait_state("MASTER", 1, patience);
-    assert!(
-        has_vip(&lab, "d1") && has_vip(&lab, "d2"),
-        "split brain: both hold the VIP"
-    );
+    // split brain: both hold the VIP (added right after MASTER is logged: wait, bounded).
+    wait_vip(&lab, "d1", true, Duration::from_secs(3));
+    wait_vip(&lab, "d2", true, Duration::from_secs(3));
     eprintln!("split brain: both are MASTER; reconnecting");
     set_isolated(&lab, false);
     let (reason, _) = d1.wait_state("BACKUP", 2, patience);
@@ -1174,6 +1173,17 @@ fn has_vip6(lab: &Lab, host: &str) -> bool {
     out.contains(&format!("inet6 {VIP6}/"))
 }
 
+fn wait_vip6(lab: &Lab, host: &str, want: bool, limit: Duration) {
+    let deadline = Instant::now() + limit;
+    while has_vip6(lab, host) != want {
+        assert!(
+            Instant::now() < deadline,
+            "IPv6 VIP on {host} never became {want}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// One `curl -6` through the IPv6 VIP, and the MAC of the client's neighbour entry for it.
 fn curl_vip6(lab: &Lab) -> (Option<String>, Option<String>) {
     let url = format!("http://[{VIP6}]/");
@@ -1257,7 +1267,8 @@ fn xlb_pair_ipv6_vip_sigkill_failover() {
         has_vip6(&lab, "d1"),
         "a SIGKILLed xlb cannot remove its VIP"
     );
-    assert!(has_vip6(&lab, "d2"), "d2 added the IPv6 VIP");
+    // The daemon adds the VIP right after its instance logs MASTER: wait (bounded).
+    wait_vip6(&lab, "d2", true, Duration::from_secs(3));
     wait_served6(&lab, "d2");
 
     eprintln!("restart d1: it preempts d2 and serves again");
@@ -1266,7 +1277,7 @@ fn xlb_pair_ipv6_vip_sigkill_failover() {
     assert!(reason.contains("preempting lower priority 100"), "{reason}");
     d2.wait_state("BACKUP", 2, patience);
     wait_served6(&lab, "d1");
-    assert!(!has_vip6(&lab, "d2"), "d2 removed the IPv6 VIP as backup");
+    wait_vip6(&lab, "d2", false, Duration::from_secs(3));
 
     assert_eq!(d1.stop(libc::SIGTERM), Some(0));
     assert_eq!(d2.stop(libc::SIGTERM), Some(0));
