@@ -214,6 +214,11 @@ impl Xlb {
     }
 
     /// The current state by the last logged transition.
+    /// How many transitions into `state` the current log holds.
+    fn count(&self, state: &str) -> usize {
+        self.transitions().iter().filter(|t| t.0 == state).count()
+    }
+
     fn state(&self) -> Option<String> {
         self.transitions().last().map(|t| t.0.clone())
     }
@@ -355,8 +360,11 @@ fn xlb_pair(test: &str, timing: Timing) {
 
     eprintln!("SIGTERM d1: priority 0, d2 takes over after Skew_Time");
     let before = d2.transitions().len();
+    // Both directors start together: d2 may have been MASTER for a moment before d1's
+    // first advert (d1 resolves MACs first), so count the transitions seen so far.
+    let masters = d2.count("MASTER");
     assert_eq!(d1.stop(libc::SIGTERM), Some(0), "d1 exits 0 on SIGTERM");
-    let (reason, _) = d2.wait_state("MASTER", 1, patience);
+    let (reason, _) = d2.wait_state("MASTER", masters + 1, patience);
     assert!(
         reason.contains("sent priority 0"),
         "d2 took over because of d1's priority 0: {reason}"
@@ -383,16 +391,18 @@ fn xlb_pair(test: &str, timing: Timing) {
     assert_served_by(&lab, "d2", "d1");
 
     eprintln!("restart d1: it preempts d2");
+    let backups = d2.count("BACKUP");
     d1.restart(&lab, &c1);
     let (reason, _) = d1.wait_state("MASTER", 1, patience);
     assert!(reason.contains("preempting lower priority 100"), "{reason}");
-    let (reason, _) = d2.wait_state("BACKUP", 2, patience);
+    let (reason, _) = d2.wait_state("BACKUP", backups + 1, patience);
     assert!(reason.contains("higher priority 150"), "{reason}");
     assert_served_by(&lab, "d1", "d2");
 
     eprintln!("SIGKILL d1: d2 takes over after Master_Down_Interval");
+    let masters_before = d2.count("MASTER");
     d1.stop(libc::SIGKILL);
-    let (reason, _) = d2.wait_state("MASTER", 2, patience);
+    let (reason, _) = d2.wait_state("MASTER", masters_before + 1, patience);
     assert_eq!(reason, "master down interval expired");
     // The dead director left its VIP and XDP program behind; the program drops ARP for
     // the VIP (stale stamp), so the client follows d2's gratuitous ARPs.
@@ -411,9 +421,10 @@ fn xlb_pair(test: &str, timing: Timing) {
     eprintln!("  d2 serves; d1's leftovers are inert");
 
     eprintln!("restart d1 after SIGKILL: leftovers removed, preempts back");
+    let backups = d2.count("BACKUP");
     d1.restart(&lab, &c1);
     d1.wait_state("MASTER", 1, patience);
-    d2.wait_state("BACKUP", 3, patience);
+    d2.wait_state("BACKUP", backups + 1, patience);
     assert_served_by(&lab, "d1", "d2");
 
     assert_eq!(d1.stop(libc::SIGTERM), Some(0));
@@ -861,6 +872,8 @@ fn survive(test: &str, timing: Timing, failure: Failure) {
         assert!(curl.try_wait().expect("curl").is_none(), "curl ended early");
         std::thread::sleep(Duration::from_millis(20));
     }
+    // d2 may have flapped to MASTER at start-up before d1's first advert: count.
+    let d2_masters = d2.count("MASTER");
     let t_fail = epoch();
     match failure {
         Failure::SigKill => {
@@ -874,7 +887,7 @@ fn survive(test: &str, timing: Timing, failure: Failure) {
         }
     }
     eprintln!("{failure:?} of the master d1 at {} MB", BIG / 3 / 1_000_000);
-    let (reason, _) = d2.wait_state("MASTER", 1, patience);
+    let (reason, _) = d2.wait_state("MASTER", d2_masters + 1, patience);
     eprintln!("  d2 -> MASTER: {reason}");
     match failure {
         Failure::SigTerm => assert!(reason.contains("sent priority 0"), "{reason}"),
@@ -962,10 +975,11 @@ fn survive(test: &str, timing: Timing, failure: Failure) {
 
     if failure == Failure::LinkDown {
         eprintln!("link of d1 back up: d1 preempts back");
+        let (d1_masters, d2_backups) = (d1.count("MASTER"), d2.count("BACKUP"));
         lab.exec_ok("d1", &["ip", "link", "set", "eth0", "up"]);
-        let (reason, _) = d1.wait_state("MASTER", 2, patience);
+        let (reason, _) = d1.wait_state("MASTER", d1_masters + 1, patience);
         eprintln!("  d1 -> MASTER: {reason}");
-        d2.wait_state("BACKUP", 2, patience);
+        d2.wait_state("BACKUP", d2_backups + 1, patience);
         assert_served_by(&lab, "d1", "d2");
     }
     let _ = d1.stop(libc::SIGTERM);
@@ -1078,8 +1092,9 @@ fn no_preempt_keeps_lower_priority_master() {
     assert_eq!(d1.state().as_deref(), Some("BACKUP"), "no preemption");
     assert_eq!(d2.state().as_deref(), Some("MASTER"));
     assert_served_by(&lab, "d2", "d1");
+    let d1_masters = d1.count("MASTER");
     d2.stop(libc::SIGKILL);
-    let (reason, _) = d1.wait_state("MASTER", 1, patience);
+    let (reason, _) = d1.wait_state("MASTER", d1_masters + 1, patience);
     assert_eq!(reason, "master down interval expired");
     assert_eq!(d1.stop(libc::SIGTERM), Some(0));
 }
@@ -1261,8 +1276,9 @@ fn xlb_pair_ipv6_vip_sigkill_failover() {
     );
 
     eprintln!("SIGKILL d1: d2 takes over after Master_Down_Interval");
+    let d2_masters = d2.count("MASTER");
     d1.stop(libc::SIGKILL);
-    let (reason, _) = d2.wait_state("MASTER", 1, patience);
+    let (reason, _) = d2.wait_state("MASTER", d2_masters + 1, patience);
     assert_eq!(reason, "master down interval expired");
     assert!(
         has_vip6(&lab, "d1"),
@@ -1273,10 +1289,11 @@ fn xlb_pair_ipv6_vip_sigkill_failover() {
     wait_served6(&lab, "d2");
 
     eprintln!("restart d1: it preempts d2 and serves again");
+    let d2_backups = d2.count("BACKUP");
     d1.restart(&lab, &c1);
     let (reason, _) = d1.wait_state("MASTER", 1, patience);
     assert!(reason.contains("preempting lower priority 100"), "{reason}");
-    d2.wait_state("BACKUP", 2, patience);
+    d2.wait_state("BACKUP", d2_backups + 1, patience);
     wait_served6(&lab, "d1");
     wait_vip6(&lab, "d2", false, Duration::from_secs(3));
 
