@@ -189,7 +189,6 @@ impl FrameHandler for Forwarder {
         }
         // Bounded housekeeping between batches.
         self.flows.expire_some(now_ms, 8);
-        bump(&self.counters.flows, 0);
         self.counters
             .flows
             .store(self.flows.len() as u64, Ordering::Relaxed);
@@ -246,17 +245,6 @@ impl FrameHandler for Forwarder {
             }
         }
     }
-}
-
-/// Monotonic milliseconds (CLOCK_MONOTONIC, the clock bpf_ktime_get_ns uses).
-pub fn monotonic_ms() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a valid, writable timespec.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    ts.tv_sec as u64 * 1000 + ts.tv_nsec as u64 / 1_000_000
 }
 
 struct WorkerHandle {

@@ -15,26 +15,8 @@ use super::duration::{format_duration, parse_duration};
 use super::raw::*;
 use super::*;
 
-/// True when `n` is prime (trial division; fine for table sizes up to 2^24).
-pub fn is_prime(n: u64) -> bool {
-    if n < 2 {
-        return false;
-    }
-    if n < 4 {
-        return true;
-    }
-    if n % 2 == 0 || n % 3 == 0 {
-        return false;
-    }
-    let mut d = 5u64;
-    while d.saturating_mul(d) <= n {
-        if n % d == 0 || n % (d + 2) == 0 {
-            return false;
-        }
-        d += 6;
-    }
-    true
-}
+/// The Maglev module's exact primality test: the table sizes it builds are the ones checked.
+pub use crate::lb::maglev::is_prime;
 
 /// Smallest prime >= n, if one exists within the table-size bound.
 fn next_prime(n: u64) -> Option<u64> {

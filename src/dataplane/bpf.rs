@@ -14,12 +14,11 @@
 //!   drops VIP traffic and ARP/NS for VIPs instead of letting the kernel answer (DESIGN §2).
 //! - `XdpProgram` holds only file descriptors, so it is `Send + Sync`.
 //!
-//! The `unsafe` here is limited to four thin FFI calls (`if_nametoindex`, `clock_gettime`,
+//! The `unsafe` here is limited to three thin FFI calls (`clock_gettime`,
 //! `bpf_xdp_detach`, `bpf_prog_test_run_opts`) and the byte views of the generated
 //! plain-old-data map types, each with a `// SAFETY:` comment.
 
 use std::collections::{HashMap, HashSet};
-use std::ffi::CString;
 use std::mem::{size_of, MaybeUninit};
 use std::net::IpAddr;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
@@ -540,13 +539,10 @@ fn detach_mode(ifname: &str, ifindex: i32, mode: AttachMode) -> Result<(), BpfEr
 }
 
 fn ifindex(ifname: &str) -> Result<i32, BpfError> {
-    let name = CString::new(ifname).map_err(|_| BpfError::NoSuchInterface(ifname.to_owned()))?;
-    // SAFETY: `name` is a valid NUL-terminated string that outlives the call.
-    let idx = unsafe { libc::if_nametoindex(name.as_ptr()) };
-    match i32::try_from(idx) {
-        Ok(idx) if idx > 0 => Ok(idx),
-        _ => Err(BpfError::NoSuchInterface(ifname.to_owned())),
-    }
+    crate::control::netlink::ifindex(ifname)
+        .ok()
+        .and_then(|idx| i32::try_from(idx).ok())
+        .ok_or_else(|| BpfError::NoSuchInterface(ifname.to_owned()))
 }
 
 fn monotonic_ns() -> Result<u64, BpfError> {

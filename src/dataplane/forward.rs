@@ -116,7 +116,7 @@ pub fn forward(frame: &mut [u8], snap: &Snapshot, flows: &mut FlowTable, now_ms:
     };
 
     let (backend, new_flow) = match l3.fragment {
-        Some(first) => match pick_fragment(frame, &l3, first, snap) {
+        Some(first) => match pick_fragment(&l3, first, snap) {
             Ok(Some(b)) => (b, true),
             Ok(None) => return Verdict::Pass,
             Err(r) => return Verdict::Drop(r),
@@ -241,18 +241,12 @@ fn parse_v6(ip: &[u8], l2_len: usize, snap: &Snapshot) -> Result<Option<L3>, Dro
 }
 
 /// Fragments: service by (vip, proto), backend by the 3-tuple hash, no flow state.
-fn pick_fragment(
-    frame: &[u8],
-    l3: &L3,
-    first: bool,
-    snap: &Snapshot,
-) -> Result<Option<BackendId>, DropReason> {
+fn pick_fragment(l3: &L3, first: bool, snap: &Snapshot) -> Result<Option<BackendId>, DropReason> {
     if l3.proto != PROTO_TCP && l3.proto != PROTO_UDP {
         return Ok(None);
     }
     if first && l3.l4_len < 4 {
         // A first fragment too short to carry the ports.
-        let _ = frame;
         return Err(DropReason::BadL4);
     }
     let svc = match snap.fragment_service(&l3.dst, l3.proto) {

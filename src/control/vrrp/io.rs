@@ -8,7 +8,6 @@
 //! [`RX_BATCH`] packets are read per wake-up; on shutdown a master sends priority 0 before
 //! the task ends. All `unsafe` (libc socket calls) is in this file with `SAFETY` notes.
 
-use std::ffi::CString;
 use std::io;
 use std::mem::{size_of, zeroed};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -664,14 +663,10 @@ mod sys {
         }
     }
 
+    /// The interface index ([`crate::control::netlink::ifindex`]) as an `io::Result`.
     pub fn ifindex(ifname: &str) -> io::Result<u32> {
-        let c = CString::new(ifname).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
-        // SAFETY: `c` is a valid NUL-terminated string for the duration of the call.
-        let idx = unsafe { libc::if_nametoindex(c.as_ptr()) };
-        if idx == 0 {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(idx)
+        crate::control::netlink::ifindex(ifname)
+            .map_err(|e| io::Error::new(io::ErrorKind::NotFound, e.to_string()))
     }
 
     fn ifreq(ifname: &str) -> io::Result<libc::ifreq> {
