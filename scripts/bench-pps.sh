@@ -48,8 +48,22 @@
 #
 # Env: XLB_LAB (lab prefix, default "xbpps"), XLB_BIN (default target/release/xlb),
 #      MODE (direct), SECS (generator seconds per measurement, default 5), GEN_CPU (0),
-#      DIR_CPU (1), GEN_NICE (19), VARIANTS ("xlb xdp kernel"), KEEP_LAB (set: leave the
+#      DIR_CPU (1), GEN_NICE (19), FRAMES (xlb's workers.frames, default 4096),
+#      FLOWS (xlb's flows.capacity, default 65536), RSS_EVERY (set to N: sample xlb's
+#      VmRSS every N seconds while the generator runs and print the samples; with
+#      SECS=600 VARIANTS=xlb FLOWS=1048576 this is the 10-minute memory run),
+#      QUEUES (rx/tx queues of d1's link, default 1; 2: the scaling run below),
+#      VARIANTS ("xlb xdp kernel"; "xlb:N" is xlb with workers.frames N, so that
+#      e.g. VARIANTS="xlb:512 xlb:4096" compares UMEM sizes side by side; "xlb@W" runs
+#      xlb on W queues with W workers, see QUEUES; "xlb+TAG" runs the binary in env
+#      XLB_BIN_TAG, for A/B runs of two builds), KEEP_LAB (set: leave the
 #      lab up at the end for inspection; XLB_LAB=xbpps scripts/lab.sh down removes it).
+#
+# Scaling (issue 7): QUEUES=2 VARIANTS="xlb@1 xlb@2" (direct mode). d1's veth gets 2
+# queues; a generator runs on each CPU (veth puts a frame XDP_TXed on CPU c into rx queue
+# c mod the receiver's queue count); xlb@1 sets d1's eth0 to 1 queue (all frames into
+# queue 0: one worker on DIR_CPU), xlb@2 to 2 queues (worker i and queue i's NAPI poller
+# on CPU i). The table's gen% is the generators' share of both cores' time.
 # Needs root, clang (BPF target), trafgen (netsniff-ng), ethtool, taskset. Traffic stays
 # inside the lab's namespaces; the lab is torn down at the end, also on failure.
 set -euo pipefail
@@ -60,7 +74,8 @@ readonly P=${XLB_LAB:-xbpps}
 readonly RUNS=${1:-3}
 readonly SECS=${SECS:-5}
 readonly GEN_CPU=${GEN_CPU:-0} DIR_CPU=${DIR_CPU:-1}
-readonly MODE=${MODE:-direct} GEN_NICE=${GEN_NICE:-19}
+readonly MODE=${MODE:-direct} GEN_NICE=${GEN_NICE:-19} FRAMES=${FRAMES:-4096}
+readonly FLOWS=${FLOWS:-65536} RSS_EVERY=${RSS_EVERY:-} QUEUES=${QUEUES:-1}
 readonly XLB_BIN=${XLB_BIN:-$ROOT/target/release/xlb}
 read -r -a VARIANTS <<<"${VARIANTS:-xlb xdp kernel}"
 readonly VARIANTS
@@ -83,7 +98,7 @@ nsx() {
 }
 nsysctl() { nsx "$1" sh -c "echo $3 > /proc/sys/$2"; }
 
-[[ $RUNS =~ ^[1-9][0-9]?$ && $SECS =~ ^[1-9][0-9]?$ && $MODE =~ ^(direct|lab)$ ]] || {
+[[ $RUNS =~ ^[1-9][0-9]?$ && $SECS =~ ^[1-9][0-9]{0,3}$ && $MODE =~ ^(direct|lab)$ ]] || {
     sed -n '2,4s/^# \{0,1\}//p' "${BASH_SOURCE[0]}" >&2
     exit 64
 }
@@ -91,10 +106,20 @@ nsysctl() { nsx "$1" sh -c "echo $3 > /proc/sys/$2"; }
 for c in clang trafgen ethtool taskset chrt ip; do
     command -v "$c" >/dev/null || die "'$c' not found (run scripts/setup.sh)"
 done
-[[ " ${VARIANTS[*]} " != *" xlb "* || -x $XLB_BIN ]] ||
+[[ " ${VARIANTS[*]} " != *" xlb"* || -x $XLB_BIN ]] ||
     die "$XLB_BIN not found: cargo build --release first"
 NCPU=$(nproc)
 ((GEN_CPU < NCPU && DIR_CPU < NCPU)) || die "GEN_CPU/DIR_CPU must be below $NCPU"
+[[ $QUEUES =~ ^[1-9]$ ]] && ((QUEUES <= NCPU)) || die "QUEUES must be 1..$NCPU"
+((QUEUES == 1)) || [[ $MODE == direct ]] || die "QUEUES > 1 needs MODE=direct"
+# CPUs of the generators (one per queue) and of worker/NAPI poller i (DIR_CPU first).
+GEN_CPUS=("$GEN_CPU")
+WORKER_CPUS=("$DIR_CPU")
+if ((QUEUES > 1)); then
+    GEN_CPUS=($(seq 0 $((QUEUES - 1))))
+    WORKER_CPUS=("$DIR_CPU" $(seq 0 $((QUEUES - 1)) | grep -vx "$DIR_CPU"))
+fi
+readonly GEN_CPUS WORKER_CPUS
 
 # ------------------------------------------------------------------ cleanup
 
@@ -144,21 +169,28 @@ set_threaded() {
 
 napi_threads() { pgrep '^napi/' | sort || true; }
 
-# wait_napi BEFORE NAME CPU: waits (up to 5 s) for one new kernel thread napi/NAME-<id>
-# that was not in BEFORE, pins it to CPU and prints its pid.
+# wait_napi BEFORE NAME CPU...: waits (up to 5 s) for one new kernel thread
+# napi/NAME-<napi id> per CPU given (one per rx queue) that was not in BEFORE, pins the
+# i-th (in NAPI id order, which is queue order) to the i-th CPU and prints their pids.
 wait_napi() {
-    local before=$1 name=$2 cpu=$3 i new pid
+    local before=$1 name=$2 i new pid c
+    shift 2
     for ((i = 0; i < 50; i++)); do
         new=()
         for pid in $(comm -13 <(echo "$before") <(napi_threads)); do
-            [[ $(cat "/proc/$pid/comm" 2>/dev/null) == "napi/$name-"* ]] && new+=("$pid")
+            c=$(cat "/proc/$pid/comm" 2>/dev/null) || continue
+            [[ $c == "napi/$name-"* ]] && new+=("${c##*-} $pid")
         done
-        if ((${#new[@]} == 1)); then
-            taskset -p -c "$cpu" "${new[0]}" >/dev/null
-            echo "${new[0]}"
+        if ((${#new[@]} == $#)); then
+            mapfile -t new < <(printf '%s\n' "${new[@]}" | sort -n | cut -d' ' -f2)
+            for pid in "${new[@]}"; do
+                taskset -p -c "$1" "$pid" >/dev/null
+                shift
+            done
+            echo "${new[*]}"
             return 0
         fi
-        ((${#new[@]} > 1)) && die "several new napi/$name threads appeared (another lab?); rerun"
+        ((${#new[@]} > $#)) && die "more new napi/$name threads than queues (another lab?); rerun"
         sleep 0.1
     done
     die "no threaded NAPI poller napi/$name appeared"
@@ -181,7 +213,10 @@ cpu_busy() {
     awk -v c="cpu$1" '$1 == c { print $2 + $3 + $4 + $7 + $8 + $9 }' /proc/stat
 }
 
-xdp_drops() { nsx "$1" ethtool -S "$2" | awk '$1 == "rx_queue_0_xdp_drops:" { print $2 }'; }
+# Frames dropped by the XDP program of HOST's DEV, all rx queues.
+xdp_drops() {
+    nsx "$1" ethtool -S "$2" | awk '$1 ~ /^rx_queue_[0-9]+_xdp_drops:$/ { s += $2 } END { print s + 0 }'
+}
 
 sink_count() {
     local h sum=0
@@ -207,10 +242,16 @@ generate() {
     local t=$1 h d
     read -r h d <<<"$(gen_where)"
     if [[ $MODE == direct ]]; then
-        timeout -s KILL "$(awk -v t="$t" 'BEGIN { print t + 10 }')" \
-            ip netns exec "$P-$h" nice -n "$GEN_NICE" taskset -c "$GEN_CPU" \
-            "$WORK/xdpgen" "$WORK/xdpgen.bpf.o" "$d" "$t" >>"$WORK/gen.log" 2>&1 ||
-            die "xdpgen failed: $(tail -n 3 "$WORK/gen.log")"
+        local cpu pids=() pid
+        for cpu in "${GEN_CPUS[@]}"; do
+            timeout -s KILL "$(awk -v t="$t" 'BEGIN { print t + 10 }')" \
+                ip netns exec "$P-$h" nice -n "$GEN_NICE" taskset -c "$cpu" \
+                "$WORK/xdpgen" "$WORK/xdpgen.bpf.o" "$d" "$t" >>"$WORK/gen.log" 2>&1 &
+            pids+=($!)
+        done
+        for pid in "${pids[@]}"; do
+            wait "$pid" || die "xdpgen failed: $(tail -n 3 "$WORK/gen.log")"
+        done
         return
     fi
     timeout -s INT "$t" ip netns exec "$P-$h" nice -n "$GEN_NICE" taskset -c "$GEN_CPU" \
@@ -249,14 +290,16 @@ cpu($GEN_CPU): {
 EOF
 }
 
+# write_xlb_config FRAMES "CPU...": $WORK/xlb.yaml, one worker per CPU (queue i on the
+# i-th CPU; xlb pins its other threads to the workers' cores, as taskset would).
 write_xlb_config() {
-    local h
+    local frames=$1 cores=${2// /, } h
     {
         echo "# Generated by scripts/bench-pps.sh for lab '$P'."
         echo "interface: eth0"
         echo "xdp_mode: native"
-        echo "workers: { queues: all, cores: [$DIR_CPU], batch_size: 64, frames: 4096 }"
-        echo "flows: { capacity: 65536, tcp_timeout: 900s, tcp_fin_timeout: 30s, udp_timeout: 30s }"
+        echo "workers: { queues: all, batch_size: 64, frames: $frames, cores: [$cores] }"
+        echo "flows: { capacity: $FLOWS, tcp_timeout: 900s, tcp_fin_timeout: 30s, udp_timeout: 30s }"
         echo "metrics: { listen: \"127.0.0.1:9650\" }"
         echo "control_socket: $WORK/xlb.sock"
         echo "virtual_servers:"
@@ -275,7 +318,7 @@ write_xlb_config() {
 
 setup_lab() {
     local h before pid
-    XLB_LAB=$P "$SCRIPTS/lab.sh" up >"$WORK/lab.log" 2>&1 || {
+    XLB_LAB=$P XLB_LAB_QUEUES=$QUEUES "$SCRIPTS/lab.sh" up >"$WORK/lab.log" 2>&1 || {
         cat "$WORK/lab.log" >&2
         die "lab.sh up failed"
     }
@@ -292,10 +335,11 @@ setup_lab() {
         done
     fi
     set_threaded sw port-d1
-    pid=$(wait_napi "$before" port-d1 "$GEN_CPU")
-    # The wire must never be the bottleneck: its poller runs SCHED_FIFO (it sleeps when
-    # there is nothing to do; the kernel's RT throttling caps it at 95% of the core).
-    chrt -f -p 10 "$pid"
+    # The wire must never be the bottleneck: its pollers run SCHED_FIFO (they sleep when
+    # there is nothing to do; the kernel's RT throttling caps them at 95% of a core).
+    for pid in $(wait_napi "$before" port-d1 "${GEN_CPUS[@]}"); do
+        chrt -f -p 10 "$pid"
+    done
     # veth hands a frame to the peer's NAPI (where GRO and the threaded poller live) only
     # when the sending end has no TSO (veth_skb_is_eligible_for_gro): needed for the
     # kernel variant, harmless for UDP in the others.
@@ -311,15 +355,36 @@ setup_lab() {
 
 # ------------------------------------------------------------------ variants
 
-NAPI_PID=""
 DIR_TASKS=()
 
 start_variant() {
-    local v=$1 before i
+    local v=$1 before i frames=$FRAMES workers=$QUEUES
+    # Variants other than xlb@W see all of d1's queues.
+    if [[ $v =~ @([0-9]+) ]]; then
+        workers=${BASH_REMATCH[1]}
+        ((workers >= 1 && workers <= QUEUES)) || die "variant $v: needs 1..QUEUES ($QUEUES) workers"
+    fi
+    if ((QUEUES > 1)); then
+        # Native XDP on a veth needs as many rx queues as its peer has tx queues: both
+        # ends of d1's link change (port-d1 keeps its rx queues and their pollers).
+        nsx sw ethtool -L port-d1 tx "$workers"
+        nsx d1 ethtool -L eth0 rx "$workers" tx "$workers"
+    fi
     before=$(napi_threads)
     case $v in
-    xlb)
-        ip netns exec "$P-d1" taskset -c "$DIR_CPU" "$XLB_BIN" run --config "$WORK/xlb.yaml" \
+    xlb*)
+        [[ $v =~ ^xlb(:([0-9]+))?(@[0-9]+)?(\+([A-Za-z0-9_]+))?$ ]] ||
+            die "bad variant '$v' (xlb[:FRAMES][@WORKERS][+TAG])"
+        [[ -n ${BASH_REMATCH[2]} ]] && frames=${BASH_REMATCH[2]}
+        local bin=$XLB_BIN
+        if [[ -n ${BASH_REMATCH[5]} ]]; then
+            local bin_var=XLB_BIN_${BASH_REMATCH[5]}
+            bin=${!bin_var:-}
+            [[ -x $bin ]] || die "variant $v: set $bin_var to an xlb binary"
+        fi
+        write_xlb_config "$frames" "${WORKER_CPUS[*]:0:workers}"
+        local cpus="${WORKER_CPUS[*]:0:workers}"
+        ip netns exec "$P-d1" taskset -c "${cpus// /,}" "$bin" run --config "$WORK/xlb.yaml" \
             </dev/null >>"$WORK/xlb.log" 2>&1 &
         XLB_PID=$!
         ;;
@@ -333,12 +398,11 @@ start_variant() {
         ;;
     esac
     set_threaded d1 eth0
-    NAPI_PID=$(wait_napi "$before" eth0 "$DIR_CPU")
-    DIR_TASKS=("$NAPI_PID")
-    [[ $v == xlb ]] && DIR_TASKS+=("$XLB_PID")
+    read -r -a DIR_TASKS <<<"$(wait_napi "$before" eth0 "${WORKER_CPUS[@]:0:workers}")"
+    [[ $v == xlb* ]] && DIR_TASKS+=("$XLB_PID")
     # Ready when a short burst reaches the sinks (this also warms xlb's flow table).
     for ((i = 0; i < 50; i++)); do
-        [[ $v == xlb ]] && ! alive "$XLB_PID" && {
+        [[ $v == xlb* ]] && ! alive "$XLB_PID" && {
             tail -n 20 "$WORK/xlb.log" >&2
             die "xlb exited"
         }
@@ -346,7 +410,11 @@ start_variant() {
         s0=$(sink_count)
         generate 0.3
         sleep 0.1
-        (($(sink_count) - s0 >= 256)) && return 0
+        if (($(sink_count) - s0 >= 256)); then
+            ! grep -q "falling back to generic" "$WORK/xlb.log" 2>/dev/null ||
+                die "variant $v: xlb attached in generic mode (see $WORK/xlb.log)"
+            return 0
+        fi
         sleep 0.1
     done
     die "variant $v: traffic did not reach the real servers within 10 s"
@@ -354,7 +422,7 @@ start_variant() {
 
 stop_variant() {
     case $1 in
-    xlb) stop_xlb ;;
+    xlb*) stop_xlb ;;
     xdp) nsx d1 ip link set dev eth0 xdpdrv off ;;
     kernel)
         nsx d1 ethtool -K eth0 gro off >/dev/null
@@ -367,27 +435,61 @@ stop_variant() {
 
 # Frames d1's eth0 dropped after taking them off its ring (for xlb: a failed redirect
 # into the AF_XDP socket, i.e. its RX ring full or its fill ring empty).
-d1_drops() { nsx d1 ethtool -S eth0 | awk '$1 == "rx_queue_0_drops:" { print $2 }'; }
+d1_drops() { nsx d1 ethtool -S eth0 | awk '$1 ~ /^rx_queue_[0-9]+_drops:$/ { s += $2 } END { print s + 0 }'; }
+
+# sample_rss PID EVERY SECS: prints "seconds VmRSS_kB" at 0, EVERY, 2 EVERY, ... < SECS
+# and once more at SECS (bounded by SECS; stops early if PID exits).
+sample_rss() {
+    local pid=$1 every=$2 secs=$3 t=0 kb
+    while :; do
+        kb=$(awk '$1 == "VmRSS:" { print $2 }' "/proc/$pid/status" 2>/dev/null) || return 0
+        [[ -n $kb ]] || return 0
+        echo "$t $kb"
+        ((t >= secs)) && return 0
+        sleep $((t + every > secs ? secs - t : every))
+        t=$((t + every > secs ? secs : t + every))
+    done
+}
+
+# children_ns FILE: CPU ns (user + system) of finished children in the output of `times`
+# (its second line, "XmY.YYYs XmY.YYYs").
+children_ns() {
+    awk 'NR == 2 { split($1, u, "m"); split($2, k, "m"); printf "%.0f\n", (u[1] * 60 + u[2] + k[1] * 60 + k[2]) * 1e9 }' "$1"
+}
 
 # measure VARIANT: prints "variant offered_mpps mpps task_ns_per_pkt core_ns_per_pkt
-# core_busy% d1_drop%"
+# core_busy% d1_drop% gen%" (gen%: the generators' CPU time, share of all cores)
 measure() {
     local v=$1 s0 g0 t0 c0 b0 s1 g1 t1 b1 w0 w1 d0 d1
     s0=$(sink_count) g0=$(gen_sent) t0=$(task_ns "${DIR_TASKS[@]}") b0=$(cpu_busy "$DIR_CPU")
     d0=$(d1_drops)
+    times >"$WORK/times0"
     w0=$(date +%s%N)
+    local sampler=""
+    if [[ -n $RSS_EVERY && $v == xlb* ]]; then
+        sample_rss "$XLB_PID" "$RSS_EVERY" "$SECS" >>"$WORK/rss.log" &
+        sampler=$!
+    fi
     generate "$SECS"
     w1=$(date +%s%N)
+    times >"$WORK/times1"
+    if [[ -n $sampler ]]; then
+        wait "$sampler" || true
+        sed "s/^/rss $v /" "$WORK/rss.log" >&2
+        : >"$WORK/rss.log"
+    fi
     sleep 0.3 # let queues drain into the sinks
     s1=$(sink_count) g1=$(gen_sent) t1=$(task_ns "${DIR_TASKS[@]}") b1=$(cpu_busy "$DIR_CPU")
     d1=$(d1_drops)
     c0=$(getconf CLK_TCK)
+    local gn=$(($(children_ns "$WORK/times1") - $(children_ns "$WORK/times0")))
     awk -v v="$v" -v s=$((s1 - s0)) -v g=$((g1 - g0)) -v t=$((t1 - t0)) -v b=$((b1 - b0)) \
-        -v w=$((w1 - w0)) -v hz="$c0" -v span=$((w1 - w0 + 300000000)) -v d=$((d1 - d0)) 'BEGIN {
+        -v w=$((w1 - w0)) -v hz="$c0" -v span=$((w1 - w0 + 300000000)) -v d=$((d1 - d0)) -v gn="$gn" -v ncpu="$NCPU" 'BEGIN {
         sec = w / 1e9
         core_ns = b / hz * 1e9
-        printf "%-7s %8.3f %8.3f %9.0f %9.0f %6.1f %6.1f\n", v, g / sec / 1e6, s / sec / 1e6,
-            (s ? t / s : 0), (s ? core_ns / s : 0), 100 * core_ns / span, (g ? 100 * d / g : 0)
+        printf "%-7s %8.3f %8.3f %9.0f %9.0f %6.1f %6.1f %6.1f\n", v, g / sec / 1e6, s / sec / 1e6,
+            (s ? t / s : 0), (s ? core_ns / s : 0), 100 * core_ns / span, (g ? 100 * d / g : 0),
+            100 * gn / (w * ncpu)
     }'
 }
 
@@ -397,13 +499,12 @@ rm -rf "$WORK"
 mkdir -p "$WORK"
 build_bpf
 write_trafgen
-write_xlb_config
 log "mode $MODE; generator on CPU $GEN_CPU, director on CPU $DIR_CPU; $RUNS runs of ${SECS}s per variant"
 setup_lab
 
 results=$WORK/results
 : >"$results"
-printf '%-4s %-7s %8s %8s %9s %9s %6s %6s\n' run variant offered Mpps task_ns core_ns core% drop% >&2
+printf '%-4s %-7s %8s %8s %9s %9s %6s %6s %6s\n' run variant offered Mpps task_ns core_ns core% drop% gen% >&2
 for ((r = 1; r <= RUNS; r++)); do
     for v in "${VARIANTS[@]}"; do
         start_variant "$v"
@@ -421,17 +522,19 @@ function median(a, n,   i, j, t) {
     for (i = 2; i <= n; i++) { t = a[i]; for (j = i - 1; j >= 1 && a[j] > t; j--) a[j + 1] = a[j]; a[j + 1] = t }
     return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
 }
-{ n[$1]++; k = n[$1]; g[$1, k] = $2; m[$1, k] = $3; tn[$1, k] = $4; cn[$1, k] = $5; order[$1] = order[$1] ? order[$1] : ++nv; names[nv] = names[nv] ? names[nv] : $1 }
+{ n[$1]++; k = n[$1]; g[$1, k] = $2; m[$1, k] = $3; tn[$1, k] = $4; cn[$1, k] = $5; gp[$1, k] = $8; order[$1] = order[$1] ? order[$1] : ++nv; names[nv] = names[nv] ? names[nv] : $1 }
 END {
-    printf "  %-7s %9s %9s %9s %9s\n", "variant", "offered", "Mpps", "task_ns", "core_ns"
+    printf "  %-7s %9s %9s %9s %9s %6s\n", "variant", "offered", "Mpps", "task_ns", "core_ns", "gen%"
     for (i = 1; i <= nv; i++) {
         v = names[i]
         for (k = 1; k <= n[v]; k++) { a[k] = g[v, k] }; G = median(a, n[v])
         for (k = 1; k <= n[v]; k++) { a[k] = m[v, k] }; M[v] = median(a, n[v])
         for (k = 1; k <= n[v]; k++) { a[k] = tn[v, k] }; T = median(a, n[v])
         for (k = 1; k <= n[v]; k++) { a[k] = cn[v, k] }; C = median(a, n[v])
-        printf "  %-7s %9.3f %9.3f %9.0f %9.0f\n", v, G, M[v], T, C
+        for (k = 1; k <= n[v]; k++) { a[k] = gp[v, k] }; GP = median(a, n[v])
+        printf "  %-7s %9.3f %9.3f %9.0f %9.0f %6.1f\n", v, G, M[v], T, C, GP
     }
     if (("xlb" in M) && ("xdp" in M) && M["xdp"] > 0) printf "  xlb/xdp    = %.2f\n", M["xlb"] / M["xdp"]
     if (("xlb" in M) && ("kernel" in M) && M["kernel"] > 0) printf "  xlb/kernel = %.2f\n", M["xlb"] / M["kernel"]
+    if (("xlb@1" in M) && ("xlb@2" in M) && M["xlb@1"] > 0) printf "  scaling xlb@2/xlb@1 = %.2f\n", M["xlb@2"] / M["xlb@1"]
 }' "$results"

@@ -19,6 +19,8 @@
 # Env XLB_LAB: name prefix (default "xlb", [A-Za-z0-9_-], at most 10 characters), so
 # several labs can exist at once. Namespaces are "$XLB_LAB-<host>"; pid files, logs and
 # generated files live in /tmp/$XLB_LAB/.
+# Env XLB_LAB_QUEUES: rx/tx queues of each director's veth pair (default 1; up to 16), so
+# that a director can run one AF_XDP worker per queue (scripts/bench-pps.sh QUEUES=2).
 #
 # Topology. Namespace $P-sw holds bridge br0 and one veth end per host, named port-<host>
 # (e.g. port-d1: capture there to see what the director sends and receives). In each
@@ -58,6 +60,12 @@ if [[ ! $P =~ ^[A-Za-z0-9][A-Za-z0-9_-]{0,9}$ ]]; then
 fi
 readonly P
 readonly RUN=/tmp/$P
+Q=${XLB_LAB_QUEUES:-1}
+if [[ ! $Q =~ ^([1-9]|1[0-6])$ ]]; then
+    echo "lab.sh: XLB_LAB_QUEUES='$Q' must be a number of queues from 1 to 16" >&2
+    exit "$EX_USAGE"
+fi
+readonly Q
 
 readonly VIP4=10.99.0.100 VIP6=fd99::100
 readonly HOSTS=(c d1 d2 r1 r2 r3)
@@ -244,8 +252,12 @@ do_up() {
     done
 
     for h in "${HOSTS[@]}"; do
-        ip -n "$(ns sw)" link add "port-$h" address "$(port_mac "$h")" type veth \
-            peer name eth0 address "$(mac "$h")" netns "$(ns "$h")"
+        local q=1
+        [[ $h == d* ]] && q=$Q
+        ip -n "$(ns sw)" link add "port-$h" address "$(port_mac "$h")" \
+            numtxqueues "$q" numrxqueues "$q" type veth \
+            peer name eth0 address "$(mac "$h")" netns "$(ns "$h")" \
+            numtxqueues "$q" numrxqueues "$q"
         ip -n "$(ns sw)" link set "port-$h" master br0
         nsx sw ethtool -K "port-$h" gro off >/dev/null 2>&1 || true
         ip -n "$(ns sw)" link set "port-$h" up

@@ -184,16 +184,21 @@ enum Ctl {
 }
 
 fn set_ctl(p: &XdpProgram, ctl: Ctl) -> Result<(), BpfError> {
-    let (active, stale_after) = match ctl {
-        Ctl::Active => (true, Duration::from_secs(3600)),
-        Ctl::Backup => (false, Duration::from_secs(3600)),
-        // 1 ns: the touch below is stale by the time the program runs (syscalls later).
-        Ctl::Stale => (true, Duration::from_nanos(1)),
-        Ctl::StaleBackup => (false, Duration::from_nanos(1)),
+    let (active, stale) = match ctl {
+        Ctl::Active => (true, false),
+        Ctl::Backup => (false, false),
+        Ctl::Stale => (true, true),
+        Ctl::StaleBackup => (false, true),
     };
     p.set_active(active)?;
-    p.set_stale_after(stale_after)?;
-    p.touch()
+    if stale {
+        // Last touched 10 s ago with a 1 s timeout (the program's clock is coarse).
+        p.set_stale_after(Duration::from_secs(1))?;
+        p.touch_ago(Duration::from_secs(10))
+    } else {
+        p.set_stale_after(Duration::from_secs(3600))?;
+        p.touch()
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -418,8 +423,10 @@ fn a_never_touched_program_is_not_stale() {
         (s.no_socket, s.passed, s.dropped_stale, s.dropped_nd_stale),
         (1, 1, 0, 0)
     );
-    // The first touch arms the liveness check.
-    p.touch().expect("touch");
+    // The first touch arms the liveness check (10 s ago with a 1 s timeout: stale).
+    p.set_stale_after(Duration::from_secs(1))
+        .expect("stale_after");
+    p.touch_ago(Duration::from_secs(10)).expect("touch");
     assert_eq!(p.test_run(&tcp4(VIP4, 80), 0).expect("run"), XDP_DROP);
     // A fresh touch within a long timeout revives it.
     p.set_stale_after(Duration::from_secs(3600))

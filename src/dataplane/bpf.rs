@@ -425,6 +425,15 @@ impl XdpProgram {
         self.write_ctl(|c| c.stamp_ns = now)
     }
 
+    /// Sets the liveness stamp as if the last [`XdpProgram::touch`] had been `ago` before
+    /// now (tests and tools; the program reads a coarse clock, a few ms behind, so a
+    /// stamp meant to be stale must lie further in the past than that).
+    pub fn touch_ago(&self, ago: Duration) -> Result<(), BpfError> {
+        let ago = u64::try_from(ago.as_nanos()).unwrap_or(u64::MAX);
+        let now = monotonic_ns()?;
+        self.write_ctl(|c| c.stamp_ns = now.saturating_sub(ago).max(1))
+    }
+
     /// How long after the last [`XdpProgram::touch`] the program considers xlb dead and
     /// drops VIP traffic. `Duration::ZERO` means the C default (1 s).
     pub fn set_stale_after(&self, d: Duration) -> Result<(), BpfError> {
