@@ -18,22 +18,28 @@
 # xlb/nginx are printed at the end.
 #
 # CPU placement (2 cores): wrk and the iperf3 client on CLIENT_CPU (0), the director
-# (xlb or nginx) on DIR_CPU (1); the real servers are not pinned. Everything shares two
-# cores, so the real servers compete with both: ratios measured side by side are the
-# result, absolute numbers are this machine's.
+# (xlb or nginx) on DIR_CPU (1), including the receive side of d1's eth0: its NAPI
+# poller runs threaded and pinned to DIR_CPU (NAPI=threaded, the default; for nginx GRO
+# is turned on, which gives the veth a poller, as any NIC driver has). NAPI=softirq is
+# the old placement: d1's receive work then runs in the sender's softirq, on the
+# client's core. The real servers are not pinned. Everything shares two cores, so the
+# real servers compete with both: ratios measured side by side are the result, absolute
+# numbers are this machine's.
 #
 # Env: XLB_LAB (default "xbhttp"), XLB_BIN, SECS (per measurement, default 5), CONNS (wrk
-# connections, default 32), CLIENT_CPU (0), DIR_CPU (1), IPERF (1).
+# connections, default 32), CLIENT_CPU (0), DIR_CPU (1), IPERF (1), NAPI (threaded).
 # Needs root, wrk, nginx (nginx-light + libnginx-mod-stream), iperf3. Traffic stays
 # inside the lab's namespaces; the lab is torn down at the end, also on failure.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 readonly ROOT SCRIPTS=$ROOT/scripts
+# shellcheck source=bench/napi.sh
+. "$SCRIPTS/bench/napi.sh"
 readonly P=${XLB_LAB:-xbhttp}
 readonly RUNS=${1:-3}
 readonly SECS=${SECS:-5} CONNS=${CONNS:-32} IPERF=${IPERF:-1}
-readonly CLIENT_CPU=${CLIENT_CPU:-0} DIR_CPU=${DIR_CPU:-1}
+readonly CLIENT_CPU=${CLIENT_CPU:-0} DIR_CPU=${DIR_CPU:-1} NAPI=${NAPI:-threaded}
 readonly XLB_BIN=${XLB_BIN:-$ROOT/target/release/xlb}
 readonly WORK=/tmp/$P-bench
 readonly VIP=10.99.0.100 HTTP_PORT=8080 IPERF_PORT=5201
@@ -54,7 +60,8 @@ nsx() {
 }
 nsysctl() { nsx "$1" sh -c "echo '$3' > /proc/sys/$2"; }
 
-[[ $RUNS =~ ^[1-9][0-9]?$ && $SECS =~ ^[1-9][0-9]?$ && $CONNS =~ ^[1-9][0-9]{0,3}$ ]] || {
+[[ $RUNS =~ ^[1-9][0-9]?$ && $SECS =~ ^[1-9][0-9]?$ && $CONNS =~ ^[1-9][0-9]{0,3}$ &&
+    $NAPI =~ ^(threaded|softirq)$ ]] || {
     sed -n '5,6s/^# \{0,1\}//p' "${BASH_SOURCE[0]}" >&2
     exit 64
 }
@@ -203,6 +210,8 @@ wait_http() {
 }
 
 start_variant() {
+    local before
+    before=$(napi_threads)
     case $1 in
     xlb)
         ip netns exec "$P-d1" taskset -c "$DIR_CPU" "$XLB_BIN" run --config "$WORK/xlb.yaml" \
@@ -212,8 +221,13 @@ start_variant() {
     nginx)
         nsx d1 ip addr add "$VIP/32" dev eth0
         NGINX_PID=$(start_nginx d1 "$WORK/proxy" "$DIR_CPU")
+        [[ $NAPI == threaded ]] && nsx d1 ethtool -K eth0 gro on >/dev/null
         ;;
     esac
+    if [[ $1 != direct && $NAPI == threaded ]]; then
+        set_threaded d1 eth0
+        wait_napi "$before" eth0 "$DIR_CPU" >/dev/null
+    fi
     wait_http "$(target "$1")" || {
         tail -n 20 "$WORK/xlb.log" "$WORK/proxy/logs/error.log" 2>/dev/null >&2
         die "variant $1: no HTTP answer through $(target "$1")"
@@ -229,6 +243,7 @@ stop_variant() {
     nginx)
         stop_pid "$NGINX_PID"
         NGINX_PID=""
+        nsx d1 ethtool -K eth0 gro off >/dev/null
         nsx d1 ip addr del "$VIP/32" dev eth0 2>/dev/null || true
         ;;
     esac
@@ -268,7 +283,7 @@ iperf_gbps() {
 
 rm -rf "$WORK"
 mkdir -p "$WORK"
-log "lab up; wrk/iperf3 on CPU $CLIENT_CPU, director on CPU $DIR_CPU; $RUNS runs, ${SECS}s per measurement, $CONNS connections"
+log "lab up; wrk/iperf3 on CPU $CLIENT_CPU, director on CPU $DIR_CPU; $RUNS runs, ${SECS}s per measurement, $CONNS connections; d1 NAPI $NAPI"
 setup_lab
 write_xlb_config
 

@@ -35,7 +35,8 @@ use crate::control::vrrp::{self, State as VrrpState, VrrpError, VrrpEvent, VrrpH
 use crate::dataplane::bpf::{AttachMode, BpfError, XdpProgram};
 use crate::dataplane::forward::{forward, DropReason, Verdict};
 use crate::dataplane::worker::{
-    run_worker, set_thread_priority, Action, FrameHandler, WorkerPriority, WorkerStats,
+    control_cpus, run_worker, set_thread_affinity, set_thread_priority, thread_affinity, Action,
+    FrameHandler, WorkerPriority, WorkerStats,
 };
 use crate::dataplane::xsk::{ProgramMode, Xsk, XskConfig, XskError};
 use crate::lb::flow::{FlowTable, FlowTimeouts};
@@ -268,10 +269,43 @@ pub struct RunOptions {
 
 /// Runs xlb until SIGTERM/SIGINT; reloads `opts.config_path` on SIGHUP / `xlb reload`.
 pub fn run_with(cfg: Config, opts: RunOptions) -> Result<(), DaemonError> {
+    // Before any thread exists: every thread spawned from here inherits the mask, and the
+    // workers pin themselves to their cores later.
+    place_control_threads(&cfg.workers.cores);
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     rt.block_on(run_async(cfg, opts))
+}
+
+/// Keeps the control and metrics threads off the workers' cores, so that a SCHED_FIFO
+/// worker at full load never delays a VRRP advert or a health check (the kernel's RT
+/// throttling would leave them only 5% of a worker's core).
+fn place_control_threads(worker_cores: &[usize]) {
+    let allowed = match thread_affinity() {
+        Ok(a) => a,
+        Err(e) => {
+            warn!(error = %e, "cannot read the CPU affinity; control threads are not placed");
+            return;
+        }
+    };
+    match control_cpus(&allowed, worker_cores) {
+        Some(cpus) => match set_thread_affinity(&cpus) {
+            Ok(()) => info!(
+                ?cpus,
+                ?worker_cores,
+                "control threads placed off the worker cores"
+            ),
+            Err(e) => warn!(error = %e, ?cpus, "cannot place the control threads"),
+        },
+        None if allowed.iter().all(|c| worker_cores.contains(c)) => warn!(
+            ?worker_cores,
+            "workers.cores covers every CPU xlb may run on: the control thread (VRRP, health \
+             checks) shares cores with the workers and may be delayed at full load; leave a \
+             core out of workers.cores"
+        ),
+        None => {}
+    }
 }
 
 /// XDP service keys of the services this director is active for.

@@ -743,6 +743,27 @@ fn sigterm_sends_priority_zero_removes_the_vip_and_detaches_xdp() {
     );
     let st = status_json(&lab);
     assert_eq!(st["vrrp"][0]["state"], "MASTER", "{st}");
+
+    // Thread placement: the worker pinned to its core (config(): the last CPU), every
+    // other thread (control: VRRP, health checks; metrics) kept off it.
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if cpus > 1 {
+        let worker_core = cpus - 1;
+        let threads = thread_cpus(d.child.id());
+        let (workers, others): (Vec<_>, Vec<_>) = threads
+            .iter()
+            .partition(|(name, _)| name.starts_with("xlb-worker"));
+        assert_eq!(workers.len(), 1, "{threads:?}");
+        assert_eq!(workers[0].1, vec![worker_core], "{threads:?}");
+        assert!(others.len() >= 2, "{threads:?}");
+        for (name, allowed) in &others {
+            assert!(
+                !allowed.is_empty() && !allowed.contains(&worker_core),
+                "thread {name} may run on the worker's core {worker_core}: {threads:?}"
+            );
+        }
+    }
+
     let addrs = lab.exec_ok("d1", &["ip", "-o", "addr", "show", "eth0"]);
     assert!(addrs.contains(&format!("inet {VIP4}/")), "{addrs}");
     assert!(lab
@@ -823,6 +844,30 @@ fn sigterm_sends_priority_zero_removes_the_vip_and_detaches_xdp() {
 }
 
 /// The capabilities the unit grants (AmbientCapabilities=), as setpriv names them.
+/// (thread name, CPUs it may run on) of every thread of `pid`, from /proc.
+fn thread_cpus(pid: u32) -> Vec<(String, Vec<usize>)> {
+    let mut out = Vec::new();
+    for t in std::fs::read_dir(format!("/proc/{pid}/task")).expect("task dir") {
+        let dir = t.expect("task").path();
+        let name = std::fs::read_to_string(dir.join("comm")).unwrap_or_default();
+        let status = std::fs::read_to_string(dir.join("status")).unwrap_or_default();
+        let Some(list) = status
+            .lines()
+            .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+        else {
+            continue;
+        };
+        let mut cpus = Vec::new();
+        for part in list.trim().split(',').filter(|p| !p.is_empty()) {
+            let (lo, hi) = part.split_once('-').unwrap_or((part, part));
+            let (lo, hi): (usize, usize) = (lo.parse().expect("cpu"), hi.parse().expect("cpu"));
+            cpus.extend(lo..=hi);
+        }
+        out.push((name.trim().to_string(), cpus));
+    }
+    out
+}
+
 fn unit_capabilities() -> Vec<String> {
     let unit = std::fs::read_to_string(common::script("xlb.service")).unwrap();
     let line = |key: &str| -> Vec<String> {

@@ -232,6 +232,51 @@ pub fn set_thread_priority(prio: WorkerPriority) -> std::io::Result<()> {
     }
 }
 
+/// CPUs the calling thread may run on (`sched_getaffinity`), ascending.
+pub fn thread_affinity() -> std::io::Result<Vec<usize>> {
+    // SAFETY: an all-zero cpu_set_t is a valid empty set.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: pid 0 is the calling thread; `set` is a live cpu_set_t of the size passed.
+    let r = unsafe { libc::sched_getaffinity(0, std::mem::size_of_val(&set), &mut set) };
+    if r < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok((0..libc::CPU_SETSIZE as usize)
+        // SAFETY: `cpu` is below CPU_SETSIZE, the set's capacity.
+        .filter(|&cpu| unsafe { libc::CPU_ISSET(cpu, &set) })
+        .collect())
+}
+
+/// Restricts the calling thread, and the threads it spawns from now on, to `cpus`.
+pub fn set_thread_affinity(cpus: &[usize]) -> std::io::Result<()> {
+    // SAFETY: an all-zero cpu_set_t is a valid empty set.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    for &cpu in cpus.iter().filter(|&&c| c < libc::CPU_SETSIZE as usize) {
+        // SAFETY: `cpu` is below CPU_SETSIZE, the set's capacity.
+        unsafe { libc::CPU_SET(cpu, &mut set) };
+    }
+    // SAFETY: pid 0 is the calling thread; `set` is a live cpu_set_t of the size passed.
+    let r = unsafe { libc::sched_setaffinity(0, std::mem::size_of_val(&set), &set) };
+    if r < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Where xlb's non-worker threads (control: VRRP, health checks, reload; metrics) should
+/// run: the CPUs of `allowed` (the process's affinity, e.g. from taskset or systemd's
+/// CPUAffinity=) that no worker is pinned to. `None` when there is nothing to change
+/// (no worker core among `allowed`) or nothing left (the workers cover every allowed CPU:
+/// then control threads share cores with the workers).
+pub fn control_cpus(allowed: &[usize], worker_cores: &[usize]) -> Option<Vec<usize>> {
+    let rest: Vec<usize> = allowed
+        .iter()
+        .copied()
+        .filter(|c| !worker_cores.contains(c))
+        .collect();
+    (!rest.is_empty() && rest.len() < allowed.len()).then_some(rest)
+}
+
 /// Runs the ring loop on `xsk` until `stop` is set, then drains TX completions and returns
 /// where every frame is. Pins the calling thread to `core` if given (a failed pin is
 /// logged, not fatal).
@@ -345,6 +390,36 @@ mod tests {
         for (n, b) in cases {
             assert_eq!(batch_bucket(n), b, "batch of {n}");
         }
+    }
+
+    #[test]
+    fn control_cpus_are_the_allowed_cpus_without_workers() {
+        // Default placement on 4 CPUs: workers on 1-3, control on 0.
+        assert_eq!(control_cpus(&[0, 1, 2, 3], &[1, 2, 3]), Some(vec![0]));
+        // taskset -c 2,3 with workers on 3: control on 2 (never outside the mask).
+        assert_eq!(control_cpus(&[2, 3], &[1, 3]), Some(vec![2]));
+        // Workers on every allowed CPU: nothing left, leave the threads where they are.
+        assert_eq!(control_cpus(&[1], &[1]), None);
+        assert_eq!(control_cpus(&[0, 1], &[1, 0]), None);
+        // No worker among the allowed CPUs: nothing to change.
+        assert_eq!(control_cpus(&[0, 1], &[5]), None);
+        assert_eq!(control_cpus(&[0, 1], &[]), None);
+    }
+
+    #[test]
+    fn thread_affinity_round_trips() {
+        let before = thread_affinity().expect("getaffinity");
+        assert!(!before.is_empty());
+        // In a scratch thread, so the test runner's threads keep their mask.
+        let first = before[0];
+        let got = std::thread::spawn(move || {
+            set_thread_affinity(&[first]).expect("setaffinity");
+            thread_affinity().expect("getaffinity")
+        })
+        .join()
+        .expect("join");
+        assert_eq!(got, vec![first]);
+        assert_eq!(thread_affinity().expect("getaffinity"), before);
     }
 
     #[test]
