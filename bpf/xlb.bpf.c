@@ -10,10 +10,11 @@
  * control plane asked for it (XLB_CTL_DROP_UNBOUND: xlb's sockets vanish the instant it
  * is killed, a second before its liveness stamp goes stale).
  *
- * When the control plane's liveness stamp is stale (xlb died without detaching), frames
- * for VIP protocols, ARP requests and Neighbor Solicitations for a VIP are dropped: the
- * kernel must never answer (or RST) for a VIP of a dead director, or the backup's
- * takeover could not save the connection. Everything else is passed.
+ * When the control plane's liveness stamp is stale (xlb died without detaching), every
+ * IP frame to a VIP (any protocol: TCP, UDP, ICMP echo...), ARP requests and Neighbor
+ * Solicitations for a VIP are dropped: the kernel must never answer (or RST) for a VIP
+ * of a dead director, or the backup's takeover could not save the connection, and a
+ * ping monitor must see the dead director as dead. Everything else is passed.
  */
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
@@ -126,11 +127,18 @@ int xlb_xdp(struct xdp_md *ctx)
 		goto pass;
 	}
 
+	/* Nothing for the VIP reaches a dead director's kernel, whatever the protocol: it
+	 * would RST, or answer pings for an address that now belongs to the backup. */
+	if (xlb_stale(c)) {
+		XLB_COUNT(dropped_stale);
+		return XDP_DROP;
+	}
 	if (!xlb_vip_has_proto(vip, pkt.proto))
 		goto pass;
-	act = xlb_gate(c);
-	if (act >= 0)
-		return act;
+	if (!c->active) {
+		XLB_COUNT(inactive);
+		return XDP_PASS;
+	}
 	if (pkt.irregular) {
 		XLB_COUNT(irregular);
 	} else {

@@ -357,7 +357,9 @@ fn fixtures() -> Vec<Fixture> {
         fx("NS for VIP6 while stale", neighbor_solicit(VIP6), Stale, true, XDP_DROP, DroppedNdStale),
         fx("NS for another IPv6 address while stale", neighbor_solicit(OTHER6), Stale, true, XDP_PASS, Passed),
         fx("TCP to a non-VIP while stale", tcp4(OTHER4, 80), Stale, true, XDP_PASS, Passed),
-        fx("ICMP echo to VIP while stale (no VIP protocol)", icmp4, Stale, true, XDP_PASS, Passed),
+        fx("ICMP echo to VIP while stale (the dead box must not answer pings)", icmp4, Stale, true, XDP_DROP, DroppedStale),
+        fx("ICMPv6 to VIP6 while stale", vip6_tcp(icmp_echo(), PROTO_ICMPV6), Stale, true, XDP_DROP, DroppedStale),
+        fx("ICMPv6 to VIP6 while active (the kernel's)", vip6_tcp(icmp_echo(), PROTO_ICMPV6), Active, true, XDP_PASS, Passed),
     ]
 }
 
