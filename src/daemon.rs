@@ -160,6 +160,12 @@ pub struct Forwarder {
 
 /// Flow-table buckets (8 entries each) counted per batch for the per-backend flow gauges.
 const TALLY_BUCKETS: usize = 64;
+/// Flow-table buckets expired per batch.
+const EXPIRE_BUCKETS: usize = 8;
+/// Buckets expired and counted per idle wakeup (every ~100 ms without traffic): a 1M-entry
+/// table (131072 buckets) is swept in ~6 s, so gauges settle and flows expire while the
+/// queue is quiet, at ~100 µs of work per wakeup.
+const IDLE_BUCKETS: usize = 2048;
 
 impl Forwarder {
     /// A handler with its own flow table.
@@ -183,13 +189,30 @@ impl Forwarder {
 
 impl FrameHandler for Forwarder {
     fn begin_batch(&mut self, now_ms: u64) {
+        self.housekeeping(now_ms, EXPIRE_BUCKETS, TALLY_BUCKETS);
+    }
+
+    fn idle(&mut self, now_ms: u64) {
+        self.housekeeping(now_ms, IDLE_BUCKETS, IDLE_BUCKETS);
+    }
+
+    #[inline]
+    fn handle(&mut self, frame: &mut [u8]) -> Action {
+        self.handle_frame(frame)
+    }
+}
+
+impl Forwarder {
+    /// New snapshot if published; expire up to `expire` flow-table buckets; count `tally`
+    /// buckets of the per-backend flow sweep (gauges published when it wraps).
+    fn housekeeping(&mut self, now_ms: u64, expire: usize, tally_buckets: usize) {
         self.now_ms = now_ms;
         let cur = self.shared.load();
         if !Arc::ptr_eq(&cur, &self.snap) {
             self.snap = Arc::clone(&cur);
         }
         // Bounded housekeeping between batches.
-        self.flows.expire_some(now_ms, 8);
+        self.flows.expire_some(now_ms, expire);
         self.counters
             .flows
             .store(self.flows.len() as u64, Ordering::Relaxed);
@@ -200,7 +223,7 @@ impl FrameHandler for Forwarder {
         let tally = &mut self.tally;
         self.tally_pos =
             self.flows
-                .for_each_live_in(self.tally_pos, TALLY_BUCKETS, now_ms, |_, b| {
+                .for_each_live_in(self.tally_pos, tally_buckets, now_ms, |_, b| {
                     if let Some(t) = tally.get_mut(b as usize) {
                         *t += 1;
                     }
@@ -220,7 +243,7 @@ impl FrameHandler for Forwarder {
     }
 
     #[inline]
-    fn handle(&mut self, frame: &mut [u8]) -> Action {
+    fn handle_frame(&mut self, frame: &mut [u8]) -> Action {
         let len = frame.len() as u64;
         match forward(frame, &self.snap, &mut self.flows, self.now_ms) {
             Verdict::Tx { backend, new_flow } => {

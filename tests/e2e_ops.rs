@@ -45,7 +45,7 @@ fn config(lab: &Lab, head: &str, vrrp: &str, servers: &[(&str, u32)]) -> String 
     let mut c = format!(
         "{head}interface: eth0\nxdp_mode: native\n\
          workers: {{ queues: all, cores: [{}], batch_size: 64, frames: 4096 }}\n\
-         flows: {{ capacity: 65536, tcp_timeout: 900s, tcp_fin_timeout: 30s, udp_timeout: 30s }}\n\
+         flows: {{ capacity: 65536, tcp_timeout: 900s, tcp_fin_timeout: 2s, udp_timeout: 30s }}\n\
          metrics: {{ listen: \"127.0.0.1:9650\" }}\n\
          control_socket: {}\n{vrrp}\
          virtual_servers:\n  - name: web4\n    vip: {VIP4}\n    ports: [80]\n    protocol: tcp\n\
@@ -763,6 +763,26 @@ fn sigterm_sends_priority_zero_removes_the_vip_and_detaches_xdp() {
             );
         }
     }
+
+    // Gauges settle without traffic: the start-up probes' closed connections (FIN, 2 s
+    // timeout) expire while the queue is quiet, and the flow gauges follow (bounded).
+    let (m, _) = scrape(&lab, "/metrics");
+    assert!(metric_sum(&m, "xlb_worker_flows", "") >= 1.0, "{m}");
+    let mut settled = None;
+    for _ in 0..100 {
+        let (m, _) = scrape(&lab, "/metrics");
+        let flows = metric_sum(&m, "xlb_worker_flows", "");
+        let active = metric_sum(&m, "xlb_backend_active_flows", "");
+        if flows == 0.0 && active == 0.0 {
+            settled = Some(m);
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(
+        settled.is_some(),
+        "flow gauges did not reach 0 without traffic"
+    );
 
     let addrs = lab.exec_ok("d1", &["ip", "-o", "addr", "show", "eth0"]);
     assert!(addrs.contains(&format!("inet {VIP4}/")), "{addrs}");

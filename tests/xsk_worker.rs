@@ -12,7 +12,7 @@
 
 mod xsk_util;
 
-use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{mpsc, Arc};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -456,4 +456,67 @@ fn own_program_mode_binds_without_loading_a_program() {
     assert!(fd >= 0 && libxdp_fd >= 0);
     let err = dup.expect_err("a second socket on the same queue must fail");
     assert!(err.contains("xa queue 0"), "{err}");
+}
+
+/// Counts idle wakeups and batches; drops every frame.
+struct Quiet {
+    idles: Arc<AtomicU64>,
+    batches: Arc<AtomicU64>,
+}
+
+impl FrameHandler for Quiet {
+    fn begin_batch(&mut self, _now_ms: u64) {
+        self.batches.fetch_add(1, Relaxed);
+    }
+
+    fn idle(&mut self, _now_ms: u64) {
+        self.idles.fetch_add(1, Relaxed);
+    }
+
+    fn handle(&mut self, _frame: &mut [u8]) -> Action {
+        Action::Drop
+    }
+}
+
+/// Housekeeping (flow expiry, gauges) must go on while a queue is quiet: a worker with no
+/// traffic calls its handler's `idle` on each poll timeout, and never `begin_batch`.
+#[test]
+fn a_quiet_worker_calls_idle() {
+    if !is_root() {
+        eprintln!("SKIP a_quiet_worker_calls_idle: needs root");
+        return;
+    }
+    let ns = lab("xski");
+    let stop = Arc::new(AtomicBool::new(false));
+    let (idles, batches) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let worker = {
+        let (name, stop) = (ns.name.clone(), stop.clone());
+        let mut handler = Quiet {
+            idles: idles.clone(),
+            batches: batches.clone(),
+        };
+        thread::spawn(move || {
+            enter_netns(&name);
+            let mut xsk = Xsk::open("xa", 0, &cfg(), ProgramMode::LibxdpDefault).expect("bind xa");
+            let stats = WorkerStats::default();
+            run_worker(&mut xsk, &mut handler, &stats, &stop, None).expect("worker loop")
+        })
+    };
+    // Bounded wait for three idle calls (one per 100 ms poll timeout).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while idles.load(Relaxed) < 3 && Instant::now() < deadline && !worker.is_finished() {
+        thread::sleep(Duration::from_millis(50));
+    }
+    stop.store(true, Relaxed);
+    let acct = worker.join().expect("worker thread");
+    assert!(
+        idles.load(Relaxed) >= 3,
+        "idle called {} times",
+        idles.load(Relaxed)
+    );
+    assert_eq!(batches.load(Relaxed), 0, "no traffic, no batch");
+    assert_eq!(
+        acct.total,
+        acct.free + acct.fill_or_rx + acct.tx_or_comp + acct.in_hand
+    );
 }

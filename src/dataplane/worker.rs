@@ -47,6 +47,11 @@ pub trait FrameHandler {
     /// `now_ms` is [`monotonic_ms`].
     fn begin_batch(&mut self, _now_ms: u64) {}
 
+    /// Called when the worker's `poll` timed out with no traffic (about every 100 ms
+    /// while its queue is quiet): housekeeping that must go on without traffic (flow
+    /// expiry, gauges). Does nothing by default.
+    fn idle(&mut self, _now_ms: u64) {}
+
     /// Decides one frame; may rewrite it in place. Must not panic on any bytes.
     fn handle(&mut self, frame: &mut [u8]) -> Action;
 }
@@ -344,7 +349,9 @@ pub fn run_worker(
                 IDLE_POLL_MS
             };
             bump(&stats.wakeups, 1);
-            xsk.poll_rx(timeout)?;
+            if !xsk.poll_rx(timeout)? {
+                handler.idle(monotonic_ms());
+            }
         }
     }
 
