@@ -231,9 +231,9 @@ impl FlowTable {
     }
 
     /// Batch stage 2 (after [`FlowTable::warm_bucket`]): loads the entry lines a lookup
-    /// or insert of `hash` will read: the ways whose tag matches; with no match, the first
-    /// free way (where an insert writes) or, in a full bucket, every way (the LRU choice
-    /// reads their last-seen times). No effect on the table's contents.
+    /// or insert of `hash` will read: the first way whose tag matches, or, when no tag
+    /// matches and the bucket is full, every way (the LRU choice reads their last-seen
+    /// times). No effect on the table's contents.
     #[inline]
     pub fn warm_entries(&self, hash: u64) {
         let base = self.base(hash);
@@ -244,27 +244,17 @@ impl FlowTable {
         ) else {
             return;
         };
-        let mut hit = false;
-        let mut free = None;
-        for (w, &t) in tags.iter().enumerate() {
-            if t == tag {
-                std::hint::black_box(entries[w].last_seen);
-                hit = true;
-            } else if t == 0 && free.is_none() {
-                free = Some(w);
+        let mut free = false;
+        for (t, e) in tags.iter().zip(entries) {
+            if *t == tag {
+                std::hint::black_box(e.last_seen);
+                return;
             }
+            free |= *t == 0;
         }
-        if hit {
-            return;
-        }
-        match free {
-            Some(w) => {
-                std::hint::black_box(entries[w].last_seen);
-            }
-            None => {
-                for e in entries {
-                    std::hint::black_box(e.last_seen);
-                }
+        if !free {
+            for e in entries {
+                std::hint::black_box(e.last_seen);
             }
         }
     }
