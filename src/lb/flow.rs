@@ -208,19 +208,61 @@ impl FlowTable {
     fn find(&self, key: &FlowKey, hash: u64) -> Option<usize> {
         let base = self.base(hash);
         let tag = tag_of(hash);
-        let tags = &self.tags[base..base + WAYS];
-        for (w, &t) in tags.iter().enumerate() {
-            if t == tag && self.entries[base + w].key == *key {
+        let tags: &[u32; WAYS] = self.tags[base..base + WAYS].try_into().ok()?;
+        let entries: &[FlowEntry; WAYS] = self.entries[base..base + WAYS].try_into().ok()?;
+        for w in 0..WAYS {
+            if tags[w] == tag && entries[w].key == *key {
                 return Some(base + w);
             }
         }
         None
     }
 
+    /// Batch stage 1: loads the tag line of `hash`'s bucket, so that it is in cache when
+    /// [`FlowTable::warm_entries`] and then a lookup or insert of the same hash run. A
+    /// plain (discarded) load, not a prefetch instruction: safe code, and the core keeps
+    /// many such misses in flight at once. No effect on the table's contents.
+    #[inline]
+    pub fn warm_bucket(&self, hash: u64) {
+        let base = self.base(hash);
+        if let Some(t) = self.tags.get(base) {
+            std::hint::black_box(*t);
+        }
+    }
+
+    /// Batch stage 2 (after [`FlowTable::warm_bucket`]): loads the entry lines a lookup
+    /// or insert of `hash` will read: the first way whose tag matches, or, when no tag
+    /// matches and the bucket is full, every way (the LRU choice reads their last-seen
+    /// times). No effect on the table's contents.
+    #[inline]
+    pub fn warm_entries(&self, hash: u64) {
+        let base = self.base(hash);
+        let tag = tag_of(hash);
+        let (Some(tags), Some(entries)) = (
+            self.tags.get(base..base + WAYS),
+            self.entries.get(base..base + WAYS),
+        ) else {
+            return;
+        };
+        let mut free = false;
+        for (t, e) in tags.iter().zip(entries) {
+            if *t == tag {
+                std::hint::black_box(e.last_seen);
+                return;
+            }
+            free |= *t == 0;
+        }
+        if !free {
+            for e in entries {
+                std::hint::black_box(e.last_seen);
+            }
+        }
+    }
+
     /// The live entry for `key`, refreshed to `now_ms`; `None` if absent or expired (an
     /// expired entry is freed). `hash` must be `key.hash()` (or any fixed function of the
     /// key, used consistently).
-    #[inline]
+    #[inline(always)]
     pub fn lookup(&mut self, key: &FlowKey, hash: u64, now_ms: u64) -> Option<&mut FlowEntry> {
         let i = self.find(key, hash)?;
         if self.is_expired(&self.entries[i], now_ms) {

@@ -109,6 +109,14 @@ pub fn addr_key(addr: &IpAddr) -> [u8; 16] {
     }
 }
 
+/// The 16-byte key of an IPv4 address (IPv4-mapped), as [`addr_key`] makes it.
+#[inline(always)]
+pub fn v4_key(a: [u8; 4]) -> [u8; 16] {
+    [
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, a[0], a[1], a[2], a[3],
+    ]
+}
+
 /// Largest number of (vip, proto, port) entries looked up by a linear scan.
 const LINEAR_INDEX_MAX: usize = 32;
 
@@ -119,6 +127,22 @@ struct IndexEntry {
     proto: u8,
     port: u16,
     service: u32,
+}
+
+/// One (IPv4 vip, proto, port) -> service entry of the IPv4 linear index.
+#[derive(Clone, Copy, Debug)]
+struct IndexEntryV4 {
+    vip: u32,
+    port: u16,
+    proto: u8,
+    service: u32,
+}
+
+/// The IPv4 address inside an IPv4-mapped key (`::ffff:a.b.c.d`), if it is one.
+#[inline]
+fn mapped_v4(key: &[u8; 16]) -> Option<[u8; 4]> {
+    (key[..10] == [0; 10] && key[10] == 0xff && key[11] == 0xff)
+        .then(|| [key[12], key[13], key[14], key[15]])
 }
 
 /// Everything a worker needs, immutable once published.
@@ -142,6 +166,11 @@ pub struct Snapshot {
     frag_index: HashMap<([u8; 16], u8), u32>,
     /// Every VIP (a handful: a linear scan beats hashing).
     vips: Vec<[u8; 16]>,
+    /// The IPv4 entries of `linear`, with 4-byte VIPs (native-endian `u32` of the address
+    /// bytes), for the IPv4 fast path of `forward`.
+    linear_v4: Option<Vec<IndexEntryV4>>,
+    /// The IPv4 VIPs of `vips`, as `linear_v4` stores them.
+    vips_v4: Vec<u32>,
 }
 
 impl Snapshot {
@@ -180,6 +209,23 @@ impl Snapshot {
                 })
                 .collect()
         });
+        let linear_v4 = linear.as_ref().map(|l: &Vec<IndexEntry>| {
+            l.iter()
+                .filter_map(|e| {
+                    mapped_v4(&e.vip).map(|v| IndexEntryV4 {
+                        vip: u32::from_ne_bytes(v),
+                        port: e.port,
+                        proto: e.proto,
+                        service: e.service,
+                    })
+                })
+                .collect()
+        });
+        let vips_v4 = vips
+            .iter()
+            .filter_map(mapped_v4)
+            .map(u32::from_ne_bytes)
+            .collect();
         Snapshot {
             generation,
             local_mac,
@@ -189,6 +235,8 @@ impl Snapshot {
             linear,
             frag_index,
             vips,
+            linear_v4,
+            vips_v4,
         }
     }
 
@@ -215,6 +263,34 @@ impl Snapshot {
             .get(&(*vip, proto, port))
             .or_else(|| self.index.get(&(*vip, proto, 0)))
             .copied()
+    }
+
+    /// [`Snapshot::service_for`] for an IPv4 VIP (the IPv4-mapped key's answer), without
+    /// building the 16-byte key when the linear index is in use.
+    #[inline]
+    pub fn service_for_v4(&self, vip: [u8; 4], proto: u8, port: u16) -> Option<u32> {
+        if let Some(linear) = &self.linear_v4 {
+            let vip = u32::from_ne_bytes(vip);
+            let mut every_port = None;
+            for e in linear {
+                if e.vip == vip && e.proto == proto {
+                    if e.port == port {
+                        return Some(e.service);
+                    }
+                    if e.port == 0 {
+                        every_port = Some(e.service);
+                    }
+                }
+            }
+            return every_port;
+        }
+        self.service_for(&v4_key(vip), proto, port)
+    }
+
+    /// [`Snapshot::is_vip`] for an IPv4 address (its IPv4-mapped key).
+    #[inline]
+    pub fn is_vip_v4(&self, addr: [u8; 4]) -> bool {
+        self.vips_v4.contains(&u32::from_ne_bytes(addr))
     }
 
     /// The service that receives IP fragments sent to (vip, proto).
@@ -289,5 +365,52 @@ mod tests {
         }
         let kd = addr_key(&IpAddr::from([10, 0, 0, 3]));
         assert_eq!(large.service_for(&kd, PROTO_UDP, 1050), Some(5));
+    }
+
+    /// The IPv4 lookups answer exactly what the 16-byte ones answer for the mapped key,
+    /// with the linear index and with the hash index, including a VIP configured as an
+    /// IPv4-mapped IPv6 address and an IPv6 VIP that must not match.
+    #[test]
+    fn v4_lookups_equal_mapped_key_lookups() {
+        let mapped: IpAddr = "::ffff:10.0.0.5".parse().unwrap();
+        let v6: IpAddr = "2001:db8::1".parse().unwrap();
+        let mut base = vec![
+            svc([10, 0, 0, 1], PROTO_TCP, vec![80, 443]),
+            svc([10, 0, 0, 1], PROTO_TCP, vec![]),
+            svc([10, 0, 0, 1], PROTO_UDP, vec![53]),
+            svc([10, 0, 0, 2], PROTO_TCP, vec![80]),
+        ];
+        let mut m = svc([0, 0, 0, 0], PROTO_UDP, vec![5000]);
+        m.vip = mapped;
+        base.push(m);
+        let mut s6 = svc([0, 0, 0, 0], PROTO_TCP, vec![80]);
+        s6.vip = v6;
+        base.push(s6);
+        let mut big = base.clone();
+        big.push(svc([10, 0, 0, 3], PROTO_UDP, (1000..1100).collect()));
+        let small = Snapshot::new(1, [0; 6], base, vec![]);
+        let large = Snapshot::new(1, [0; 6], big, vec![]);
+        assert!(small.linear_v4.is_some() && large.linear_v4.is_none());
+        for s in [&small, &large] {
+            for last in 0..=6u8 {
+                let a = [10, 0, 0, last];
+                assert_eq!(s.is_vip_v4(a), s.is_vip(&v4_key(a)), "{a:?}");
+                assert_eq!(v4_key(a), addr_key(&IpAddr::from(a)));
+                for proto in [PROTO_TCP, PROTO_UDP, 1] {
+                    for port in [0, 22, 53, 80, 443, 1050, 5000, 8080] {
+                        assert_eq!(
+                            s.service_for_v4(a, proto, port),
+                            s.service_for(&v4_key(a), proto, port),
+                            "{a:?} {proto} {port}"
+                        );
+                    }
+                }
+            }
+        }
+        assert_eq!(
+            small.service_for_v4([10, 0, 0, 5], PROTO_UDP, 5000),
+            Some(4)
+        );
+        assert!(small.is_vip_v4([10, 0, 0, 5]));
     }
 }
