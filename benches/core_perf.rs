@@ -10,10 +10,6 @@
 //!   the table fills up and then evicts, as in a long-running director). Goals: 30 ns and
 //!   100 ns per frame (divide the batch time by 64; criterion prints elements/s too).
 //!
-//! `warm_batch_x64` / `new_flows_batch_x64`: the same through `forward_batch` (one call
-//! per batch of 64), which parses and hashes a chunk of frames and loads their flow-table
-//! lines before forwarding them.
-//!
 //! `XLB_CORE_MIN=1 cargo bench --bench core_perf` skips criterion and prints the minimum
 //! and median CPU time of single builds / batches (steadier on a loaded machine).
 //! `XLB_BENCH_CPU_TIME=1 cargo bench --bench core_perf` measures the thread's CPU time
@@ -26,7 +22,7 @@ use std::time::Duration;
 use criterion::measurement::Measurement;
 use criterion::{Criterion, Throughput};
 use etherparse::PacketBuilder;
-use xlb::dataplane::forward::{forward, forward_batch, Verdict};
+use xlb::dataplane::forward::{forward, Verdict};
 use xlb::lb::flow::{FlowTable, FlowTimeouts};
 use xlb::lb::maglev;
 use xlb::lb::tables::{Backend, BackendState, OnDown, Service, Snapshot, PROTO_TCP, PROTO_UDP};
@@ -169,15 +165,6 @@ fn bench_forward<T: Measurement>(c: &mut Criterion<T>) {
         })
     });
 
-    let mut verdicts = [Verdict::Pass; BATCH];
-    g.bench_function("warm_batch_x64", |b| {
-        let mut refs: Vec<&mut [u8]> = frames.iter_mut().map(|f| &mut f[..]).collect();
-        b.iter(|| {
-            forward_batch(black_box(&mut refs), &snap, &mut flows, 2, &mut verdicts);
-            verdicts[0]
-        })
-    });
-
     // All-new flows: rewrite the source address (bytes 26..30) and source port (34..36)
     // from a counter so that no 5-tuple repeats. Checksums are not verified by forward().
     let mut fresh = FlowTable::new(1 << 20, TIMEOUTS);
@@ -200,27 +187,7 @@ fn bench_forward<T: Measurement>(c: &mut Criterion<T>) {
             acc
         })
     });
-    let mut fresh_b = FlowTable::new(1 << 20, TIMEOUTS);
-    g.bench_function("new_flows_batch_x64", |b| {
-        let mut refs: Vec<&mut [u8]> = frames.iter_mut().map(|f| &mut f[..]).collect();
-        b.iter(|| {
-            for f in refs.iter_mut() {
-                ctr += 1;
-                renew(f, ctr);
-            }
-            forward_batch(black_box(&mut refs), &snap, &mut fresh_b, 2, &mut verdicts);
-            verdicts[0]
-        })
-    });
     g.finish();
-}
-
-/// Makes `f` the first frame of a flow never seen before: source address and port from
-/// the counter `ctr` (checksums are not verified by forward()).
-fn renew(f: &mut [u8], ctr: u64) {
-    let src = (0x0b00_0000u32 | (ctr >> 12) as u32 & 0x00ff_ffff).to_be_bytes();
-    f[26..30].copy_from_slice(&src);
-    f[34..36].copy_from_slice(&((ctr & 0xfff) as u16 + 1024).to_be_bytes());
 }
 
 fn configure<T: Measurement>(c: Criterion<T>) -> Criterion<T> {
@@ -234,7 +201,7 @@ fn configure<T: Measurement>(c: Criterion<T>) -> Criterion<T> {
 /// single runs (Maglev builds) or batches (forward), which on a loaded machine is steadier
 /// than a mean.
 fn min_median() {
-    // `XLB_CORE_ONLY=maglev|warm|new|warm_batch|new_batch` and `XLB_CORE_RUNS=<divisor>` make short runs for
+    // `XLB_CORE_ONLY=maglev|warm|new` and `XLB_CORE_RUNS=<divisor>` make short runs for
     // callgrind (instruction counts per build / per frame).
     let only = std::env::var("XLB_CORE_ONLY").unwrap_or_default();
     let div: usize = std::env::var("XLB_CORE_RUNS")
@@ -277,12 +244,7 @@ fn min_median() {
     for n in 0..65536u32 {
         forward(&mut frame(n), &snap, &mut flows, 1);
     }
-    let skip_single = only.ends_with("_batch");
-    let v: Vec<u64> = (0..if only == "new" || skip_single {
-        1
-    } else {
-        20_000 / div
-    })
+    let v: Vec<u64> = (0..if only == "new" { 1 } else { 20_000 / div })
         .map(|_| {
             let t = thread_cpu_ns();
             for f in frames.iter_mut() {
@@ -294,11 +256,7 @@ fn min_median() {
     report("forward warm (batch of 64)", v, BATCH as u64);
     let mut fresh = FlowTable::new(1 << 20, TIMEOUTS);
     let mut ctr = 0u64;
-    let v: Vec<u64> = (0..if only == "warm" || skip_single {
-        1
-    } else {
-        40_000 / div
-    })
+    let v: Vec<u64> = (0..if only == "warm" { 1 } else { 40_000 / div })
         .map(|_| {
             let t = thread_cpu_ns();
             for f in frames.iter_mut() {
@@ -312,41 +270,6 @@ fn min_median() {
         })
         .collect();
     report("forward new flows (batch of 64)", v, BATCH as u64);
-
-    // The same two cases through forward_batch (one call per batch of 64; the Vec of
-    // frame references is built outside the timed region).
-    let mut verdicts = [Verdict::Pass; BATCH];
-    let v: Vec<u64> = (0..if only == "new" || only == "warm" || only == "new_batch" {
-        1
-    } else {
-        20_000 / div
-    })
-        .map(|_| {
-            let mut refs: Vec<&mut [u8]> = frames.iter_mut().map(|f| &mut f[..]).collect();
-            let t = thread_cpu_ns();
-            forward_batch(black_box(&mut refs), &snap, &mut flows, 2, &mut verdicts);
-            thread_cpu_ns() - t
-        })
-        .collect();
-    report("forward_batch warm (batch of 64)", v, BATCH as u64);
-    let mut fresh = FlowTable::new(1 << 20, TIMEOUTS);
-    let v: Vec<u64> = (0..if only == "new" || only == "warm" || only == "warm_batch" {
-        1
-    } else {
-        40_000 / div
-    })
-        .map(|_| {
-            for f in frames.iter_mut() {
-                ctr += 1;
-                renew(f, ctr);
-            }
-            let mut refs: Vec<&mut [u8]> = frames.iter_mut().map(|f| &mut f[..]).collect();
-            let t = thread_cpu_ns();
-            forward_batch(black_box(&mut refs), &snap, &mut fresh, 2, &mut verdicts);
-            thread_cpu_ns() - t
-        })
-        .collect();
-    report("forward_batch new flows (batch of 64)", v, BATCH as u64);
 }
 
 fn main() {

@@ -112,51 +112,6 @@ pub fn forward(frame: &mut [u8], snap: &Snapshot, flows: &mut FlowTable, now_ms:
     }
 }
 
-/// Frames [`forward_batch`] parses and warms ahead of forwarding them.
-pub const BATCH_CHUNK: usize = 16;
-
-/// [`forward`] over a batch of frames: `verdicts[i]` is the verdict for `frames[i]`
-/// (`verdicts` must be at least as long as `frames`; extra entries are left alone).
-///
-/// Same verdicts, same rewrites and same flow-table state as calling [`forward`] on each
-/// frame in order (tested). Faster: per chunk of [`BATCH_CHUNK`] frames it first parses
-/// and hashes every frame (independent work the core overlaps), loads the flow-table
-/// buckets of all of them, then the entry lines each will need, and only then forwards
-/// them in order, so the chunk's cache misses are taken together instead of one after the
-/// other. Parsing and hashing depend only on the frame and the snapshot, never on the
-/// flow table, so doing them early cannot change a result. No allocation (the chunk's
-/// state lives on the stack).
-pub fn forward_batch(
-    frames: &mut [&mut [u8]],
-    snap: &Snapshot,
-    flows: &mut FlowTable,
-    now_ms: u64,
-    verdicts: &mut [Verdict],
-) {
-    let n = frames.len().min(verdicts.len());
-    for (fr, vs) in frames[..n]
-        .chunks_mut(BATCH_CHUNK)
-        .zip(verdicts[..n].chunks_mut(BATCH_CHUNK))
-    {
-        let mut parsed: [Option<FastV4>; BATCH_CHUNK] = [None; BATCH_CHUNK];
-        for (p, f) in parsed.iter_mut().zip(fr.iter()) {
-            *p = parse_v4_fast(f, snap);
-            if let Some(p) = p {
-                flows.warm_bucket(p.hash);
-            }
-        }
-        for p in parsed.iter().flatten() {
-            flows.warm_entries(p.hash);
-        }
-        for ((f, p), v) in fr.iter_mut().zip(parsed.iter()).zip(vs.iter_mut()) {
-            *v = match p {
-                Some(p) => finish_v4_fast(f, p, snap, flows, now_ms),
-                None => forward_general(f, snap, flows, now_ms),
-            };
-        }
-    }
-}
-
 /// What the IPv4 fast path learned from a frame's headers.
 #[derive(Clone, Copy)]
 struct FastV4 {
@@ -677,81 +632,6 @@ mod tests {
             b.for_each_live(now, |k, be| lb.push((*k, be)));
             prop_assert_eq!(la, lb);
         }
-    }
-
-    proptest! {
-        /// `forward_batch` = `forward` on each frame in order: verdicts, output bytes and
-        /// flow-table state, on batches of valid and mutated frames of every size around
-        /// the chunk size, with repeated flows inside a batch (so a later frame hits the
-        /// entry an earlier frame of the same chunk created) and a table small enough
-        /// to evict.
-        #[test]
-        fn batch_equals_per_frame(
-            batches in proptest::collection::vec(
-                (proptest::collection::vec(
-                    (any::<u8>(), 0u8..8, 0u16..12, any::<u8>(),
-                     proptest::collection::vec((0usize..64, any::<u8>()), 0..2),
-                     0usize..80),
-                    0..40),
-                 0u64..20_000),
-                1..12),
-        ) {
-            let s = snap();
-            let mut a = FlowTable::new(16, T);
-            let mut b = FlowTable::new(16, T);
-            let mut now = 0u64;
-            for (pkts, dt) in batches {
-                now += dt;
-                let mut frames: Vec<Vec<u8>> = pkts
-                    .iter()
-                    .map(|&(kind, host, sport, flags, ref muts, cut)| {
-                        let mut f = template(kind, host, 1000 + sport, flags & 0x17);
-                        for &(i, v) in muts {
-                            if let Some(x) = f.get_mut(i) {
-                                *x = v;
-                            }
-                        }
-                        if cut < f.len() && kind & 0x80 != 0 {
-                            f.truncate(cut);
-                        }
-                        f
-                    })
-                    .collect();
-                let mut singles = frames.clone();
-                let mut refs: Vec<&mut [u8]> = frames.iter_mut().map(|f| &mut f[..]).collect();
-                let mut verdicts = vec![Verdict::Pass; refs.len() + 1];
-                verdicts[refs.len()] = Verdict::Drop(DropReason::NoMac);
-                forward_batch(&mut refs, &s, &mut a, now, &mut verdicts);
-                for (i, f) in singles.iter_mut().enumerate() {
-                    prop_assert_eq!(verdicts[i], forward(f, &s, &mut b, now));
-                }
-                prop_assert_eq!(verdicts[frames.len()], Verdict::Drop(DropReason::NoMac));
-                prop_assert_eq!(&frames, &singles);
-                prop_assert_eq!(a.len(), b.len());
-                prop_assert_eq!(a.evictions(), b.evictions());
-                prop_assert_eq!(a.expirations(), b.expirations());
-            }
-            let (mut la, mut lb) = (vec![], vec![]);
-            a.for_each_live(now, |k, be| la.push((*k, be)));
-            b.for_each_live(now, |k, be| lb.push((*k, be)));
-            prop_assert_eq!(la, lb);
-        }
-    }
-
-    #[test]
-    fn batch_with_short_verdict_slice_forwards_only_that_many() {
-        let s = snap();
-        let mut t = FlowTable::new(64, T);
-        let mut f1 = template(0, 1, 1000, 0x10);
-        let mut f2 = template(0, 2, 1000, 0x10);
-        let orig2 = f2.clone();
-        let want = forward(&mut f1.clone(), &s, &mut FlowTable::new(64, T), 1);
-        let mut v = [Verdict::Pass; 1];
-        forward_batch(&mut [&mut f1[..], &mut f2[..]], &s, &mut t, 1, &mut v);
-        assert_eq!(v[0], want);
-        assert_ne!(want, Verdict::Pass);
-        assert_eq!(f2, orig2);
-        assert_eq!(t.len(), 1);
     }
 
     /// The templates reach the fast path (so the property above compares something).
