@@ -52,7 +52,8 @@
 #      FLOWS (xlb's flows.capacity, default 65536), RSS_EVERY (set to N: sample xlb's
 #      VmRSS every N seconds while the generator runs and print the samples; with
 #      SECS=600 VARIANTS=xlb FLOWS=1048576 this is the 10-minute memory run),
-#      QUEUES (rx/tx queues of d1's link, default 1; 2: the scaling run below),
+#      GEN_FLOW_BITS (direct mode: the generator picks among 2^N flows, default 8,
+#      up to 24 to churn a 1M flow table), QUEUES (rx/tx queues of d1's link, default 1; 2: the scaling run below),
 #      VARIANTS ("xlb xdp kernel"; "xlb:N" is xlb with workers.frames N, so that
 #      e.g. VARIANTS="xlb:512 xlb:4096" compares UMEM sizes side by side; "xlb@W" runs
 #      xlb on W queues with W workers, see QUEUES; "xlb+TAG" runs the binary in env
@@ -78,6 +79,7 @@ readonly RUNS=${1:-3}
 readonly SECS=${SECS:-5}
 readonly GEN_CPU=${GEN_CPU:-0} DIR_CPU=${DIR_CPU:-1}
 readonly MODE=${MODE:-direct} GEN_NICE=${GEN_NICE:-19} FRAMES=${FRAMES:-4096}
+readonly GEN_FLOW_BITS=${GEN_FLOW_BITS:-8}
 readonly FLOWS=${FLOWS:-65536} RSS_EVERY=${RSS_EVERY:-} QUEUES=${QUEUES:-1}
 readonly XLB_BIN=${XLB_BIN:-$ROOT/target/release/xlb}
 read -r -a VARIANTS <<<"${VARIANTS:-xlb xdp kernel}"
@@ -101,7 +103,8 @@ nsx() {
 }
 nsysctl() { nsx "$1" sh -c "echo $3 > /proc/sys/$2"; }
 
-[[ $RUNS =~ ^[1-9][0-9]?$ && $SECS =~ ^[1-9][0-9]{0,3}$ && $MODE =~ ^(direct|lab)$ ]] || {
+[[ $RUNS =~ ^[1-9][0-9]?$ && $SECS =~ ^[1-9][0-9]{0,3}$ && $MODE =~ ^(direct|lab)$ &&
+    $GEN_FLOW_BITS =~ ^([89]|1[0-9]|2[0-4])$ ]] || {
     sed -n '2,4s/^# \{0,1\}//p' "${BASH_SOURCE[0]}" >&2
     exit 64
 }
@@ -232,7 +235,7 @@ build_bpf() {
     fi
     for p in sink dr_tx pass xdpgen; do
         clang -O2 -g -target bpf -I"/usr/include/$(uname -m)-linux-gnu" \
-            -DVIP=0x0a630064 -DPORT=$PORT -c "$SCRIPTS/bench/$p.bpf.c" -o "$WORK/$p.bpf.o" ||
+            -DVIP=0x0a630064 -DPORT=$PORT -DFLOW_BITS="$GEN_FLOW_BITS" -c "$SCRIPTS/bench/$p.bpf.c" -o "$WORK/$p.bpf.o" ||
             die "clang failed on scripts/bench/$p.bpf.c"
     done
 }
@@ -447,6 +450,10 @@ measure() {
         wait "$sampler" || true
         sed "s/^/rss $v /" "$WORK/rss.log" >&2
         : >"$WORK/rss.log"
+        # The flow table's churn during the run (new flows, evictions, occupancy).
+        nsx d1 curl -s -m 5 http://127.0.0.1:9650/metrics 2>/dev/null |
+            grep -E '^xlb_worker_(new_flows_total|flow_evictions_total|flows)\{' |
+            sed "s/^/rss $v /" >&2 || true
     fi
     sleep 0.3 # let queues drain into the sinks
     s1=$(sink_count) g1=$(gen_sent) t1=$(task_ns "${DIR_TASKS[@]}") b1=$(cpu_busy "$DIR_CPU")
