@@ -17,7 +17,6 @@
 
 use std::hint::black_box;
 use std::net::{IpAddr, Ipv4Addr};
-use std::time::Duration;
 
 use criterion::measurement::Measurement;
 use criterion::{Criterion, Throughput};
@@ -27,8 +26,9 @@ use xlb::lb::flow::{FlowTable, FlowTimeouts};
 use xlb::lb::maglev;
 use xlb::lb::tables::{Backend, BackendState, OnDown, Service, Snapshot, PROTO_TCP, PROTO_UDP};
 
+#[macro_use]
 mod common;
-use common::{thread_cpu_ns, ThreadCpuTime};
+use common::thread_cpu_ns;
 
 const M: usize = 65537;
 const BATCH: usize = 64;
@@ -190,13 +190,6 @@ fn bench_forward<T: Measurement>(c: &mut Criterion<T>) {
     g.finish();
 }
 
-fn configure<T: Measurement>(c: Criterion<T>) -> Criterion<T> {
-    c.warm_up_time(Duration::from_millis(500))
-        .measurement_time(Duration::from_secs(2))
-        .sample_size(20)
-        .configure_from_args()
-}
-
 /// `XLB_CORE_MIN=1`: no criterion; prints the minimum and median thread CPU time of
 /// single runs (Maglev builds) or batches (forward), which on a loaded machine is steadier
 /// than a mean.
@@ -277,15 +270,5 @@ fn main() {
         min_median();
         return;
     }
-    if std::env::var_os("XLB_BENCH_CPU_TIME").is_some() {
-        let mut c = configure(Criterion::default().with_measurement(ThreadCpuTime));
-        bench_maglev(&mut c);
-        bench_forward(&mut c);
-        c.final_summary();
-    } else {
-        let mut c = configure(Criterion::default());
-        bench_maglev(&mut c);
-        bench_forward(&mut c);
-        c.final_summary();
-    }
+    run_benches!(bench_maglev, bench_forward);
 }

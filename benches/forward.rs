@@ -18,7 +18,6 @@
 
 use std::hint::black_box;
 use std::net::IpAddr;
-use std::time::Duration;
 
 use criterion::measurement::Measurement;
 use criterion::{Criterion, Throughput};
@@ -28,8 +27,8 @@ use xlb::lb::flow::{FlowTable, FlowTimeouts};
 use xlb::lb::maglev;
 use xlb::lb::tables::{Backend, BackendState, OnDown, Service, Snapshot, PROTO_TCP};
 
+#[macro_use]
 mod common;
-use common::ThreadCpuTime;
 
 const M: usize = 65537;
 const BATCH: usize = 64;
@@ -196,21 +195,6 @@ fn bench_forward<T: Measurement>(c: &mut Criterion<T>) {
     g.finish();
 }
 
-fn configure<T: Measurement>(c: Criterion<T>) -> Criterion<T> {
-    c.warm_up_time(Duration::from_millis(500))
-        .measurement_time(Duration::from_secs(2))
-        .sample_size(20)
-        .configure_from_args()
-}
-
 fn main() {
-    if std::env::var_os("XLB_BENCH_CPU_TIME").is_some() {
-        let mut c = configure(Criterion::default().with_measurement(ThreadCpuTime));
-        bench_forward(&mut c);
-        c.final_summary();
-    } else {
-        let mut c = configure(Criterion::default());
-        bench_forward(&mut c);
-        c.final_summary();
-    }
+    run_benches!(bench_forward);
 }

@@ -8,7 +8,6 @@
 
 use std::hint::black_box;
 use std::net::{IpAddr, Ipv4Addr};
-use std::time::Duration;
 
 use criterion::measurement::Measurement;
 use criterion::{BatchSize, Criterion, Throughput};
@@ -16,8 +15,8 @@ use xlb::lb::flow::{FlowKey, FlowTable, FlowTimeouts};
 use xlb::lb::hash::hash_flow;
 use xlb::lb::maglev;
 
+#[macro_use]
 mod common;
-use common::ThreadCpuTime;
 
 const M: usize = 65537;
 
@@ -156,23 +155,6 @@ fn bench_flow<T: Measurement>(c: &mut Criterion<T>) {
     g.finish();
 }
 
-fn configure<T: Measurement>(c: Criterion<T>) -> Criterion<T> {
-    c.warm_up_time(Duration::from_millis(500))
-        .measurement_time(Duration::from_secs(2))
-        .sample_size(20)
-        .configure_from_args()
-}
-
 fn main() {
-    if std::env::var_os("XLB_BENCH_CPU_TIME").is_some() {
-        let mut c = configure(Criterion::default().with_measurement(ThreadCpuTime));
-        bench_maglev(&mut c);
-        bench_flow(&mut c);
-        c.final_summary();
-    } else {
-        let mut c = configure(Criterion::default());
-        bench_maglev(&mut c);
-        bench_flow(&mut c);
-        c.final_summary();
-    }
+    run_benches!(bench_maglev, bench_flow);
 }

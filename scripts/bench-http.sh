@@ -34,8 +34,9 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 readonly ROOT SCRIPTS=$ROOT/scripts
-# shellcheck source=bench/napi.sh
-. "$SCRIPTS/bench/napi.sh"
+readonly BENCH=bench-http
+# shellcheck source=bench/common.sh
+. "$SCRIPTS/bench/common.sh"
 readonly P=${XLB_LAB:-xbhttp}
 readonly RUNS=${1:-3}
 readonly SECS=${SECS:-5} CONNS=${CONNS:-32} IPERF=${IPERF:-1}
@@ -48,17 +49,6 @@ declare -rA RS_IP=([r1]=10.99.0.11 [r2]=10.99.0.12 [r3]=10.99.0.13)
 declare -rA RS_MAC=([r1]=02:99:00:00:00:11 [r2]=02:99:00:00:00:12 [r3]=02:99:00:00:00:13)
 readonly STREAM_MODULE=/usr/lib/nginx/modules/ngx_stream_module.so
 
-log() { echo "bench-http[$P]: $*" >&2; }
-die() {
-    echo "bench-http[$P]: error: $*" >&2
-    exit 1
-}
-nsx() {
-    local h=$1
-    shift
-    ip netns exec "$P-$h" "$@"
-}
-nsysctl() { nsx "$1" sh -c "echo '$3' > /proc/sys/$2"; }
 
 [[ $RUNS =~ ^[1-9][0-9]?$ && $SECS =~ ^[1-9][0-9]?$ && $CONNS =~ ^[1-9][0-9]{0,3}$ &&
     $NAPI =~ ^(threaded|softirq)$ ]] || {
@@ -76,24 +66,6 @@ done
 
 PIDS=() # everything this script started in the lab, by pid
 XLB_PID="" NGINX_PID=""
-
-alive() {
-    local st
-    st=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1)
-    [[ -n $st && $st != [ZX] ]]
-}
-
-stop_pid() {
-    local pid=$1 i
-    [[ -n $pid ]] || return 0
-    kill -TERM "$pid" 2>/dev/null || true
-    for ((i = 0; i < 50; i++)); do
-        alive "$pid" || break
-        sleep 0.1
-    done
-    alive "$pid" && kill -KILL "$pid" 2>/dev/null
-    wait "$pid" 2>/dev/null || true
-}
 
 cleanup() {
     set +e

@@ -72,8 +72,9 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 readonly ROOT SCRIPTS=$ROOT/scripts
-# shellcheck source=bench/napi.sh
-. "$SCRIPTS/bench/napi.sh"
+readonly BENCH=bench-pps
+# shellcheck source=bench/common.sh
+. "$SCRIPTS/bench/common.sh"
 readonly P=${XLB_LAB:-xbpps}
 readonly RUNS=${1:-3}
 readonly SECS=${SECS:-5}
@@ -91,17 +92,6 @@ readonly REALS=(r1 r2 r3)
 declare -rA RS_IP=([r1]=10.99.0.11 [r2]=10.99.0.12 [r3]=10.99.0.13)
 declare -rA RS_MAC=([r1]=02:99:00:00:00:11 [r2]=02:99:00:00:00:12 [r3]=02:99:00:00:00:13)
 
-log() { echo "bench-pps[$P]: $*" >&2; }
-die() {
-    echo "bench-pps[$P]: error: $*" >&2
-    exit 1
-}
-nsx() {
-    local h=$1
-    shift
-    ip netns exec "$P-$h" "$@"
-}
-nsysctl() { nsx "$1" sh -c "echo $3 > /proc/sys/$2"; }
 
 [[ $RUNS =~ ^[1-9][0-9]?$ && $SECS =~ ^[1-9][0-9]{0,3}$ && $MODE =~ ^(direct|lab)$ &&
     $GEN_FLOW_BITS =~ ^([89]|1[0-9]|2[0-4])$ ]] || {
@@ -140,24 +130,9 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-alive() {
-    local st
-    st=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1)
-    [[ -n $st && $st != [ZX] ]]
-}
-
 stop_xlb() {
-    local i
-    [[ -n $XLB_PID ]] || return 0
-    kill -TERM "$XLB_PID" 2>/dev/null
-    for ((i = 0; i < 50; i++)); do
-        alive "$XLB_PID" || break
-        sleep 0.1
-    done
-    alive "$XLB_PID" && kill -KILL "$XLB_PID" 2>/dev/null
-    wait "$XLB_PID" 2>/dev/null
+    stop_pid "$XLB_PID"
     XLB_PID=""
-    return 0
 }
 
 # ------------------------------------------------------------------ helpers

@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 use arc_swap::ArcSwap;
 use tracing::{error, info, warn};
 
-use crate::config::{Config, Protocol, Queues, SystemEnvironment, WorkerSched, XdpMode};
+use crate::config::{Config, Protocol, Queues, SystemEnvironment, XdpMode};
 use crate::control::health;
 use crate::control::netlink::{self, Netlink, NetlinkError};
 use crate::control::publish::{build_snapshot, PublishError, Registry};
@@ -185,25 +185,8 @@ impl Forwarder {
             tally_pos: 0,
         }
     }
-}
 
-impl FrameHandler for Forwarder {
-    fn begin_batch(&mut self, now_ms: u64) {
-        self.housekeeping(now_ms, EXPIRE_BUCKETS, TALLY_BUCKETS);
-    }
-
-    fn idle(&mut self, now_ms: u64) {
-        self.housekeeping(now_ms, IDLE_BUCKETS, IDLE_BUCKETS);
-    }
-
-    #[inline]
-    fn handle(&mut self, frame: &mut [u8]) -> Action {
-        self.handle_frame(frame)
-    }
-}
-
-impl Forwarder {
-    /// New snapshot if published; expire up to `expire` flow-table buckets; count `tally`
+    /// New snapshot if published; expire up to `expire` flow-table buckets; count `tally_buckets`
     /// buckets of the per-backend flow sweep (gauges published when it wraps).
     fn housekeeping(&mut self, now_ms: u64, expire: usize, tally_buckets: usize) {
         self.now_ms = now_ms;
@@ -241,9 +224,19 @@ impl Forwarder {
             }
         }
     }
+}
+
+impl FrameHandler for Forwarder {
+    fn begin_batch(&mut self, now_ms: u64) {
+        self.housekeeping(now_ms, EXPIRE_BUCKETS, TALLY_BUCKETS);
+    }
+
+    fn idle(&mut self, now_ms: u64) {
+        self.housekeeping(now_ms, IDLE_BUCKETS, IDLE_BUCKETS);
+    }
 
     #[inline]
-    fn handle_frame(&mut self, frame: &mut [u8]) -> Action {
+    fn handle(&mut self, frame: &mut [u8]) -> Action {
         let len = frame.len() as u64;
         match forward(frame, &self.snap, &mut self.flows, self.now_ms) {
             Verdict::Tx { backend, new_flow } => {
@@ -1026,10 +1019,10 @@ fn start_workers(
                 // outruns it and wastes the core on frames it must drop at the redirect; the
                 // worker sleeps in poll() whenever its RX ring is empty, which is when the
                 // poller runs. Unpinned workers keep the default policy.
-                let prio = match (core, sched) {
-                    (None, _) | (_, WorkerSched::Inherit) => WorkerPriority::Inherit,
-                    (Some(_), WorkerSched::Nice(n)) => WorkerPriority::Nice(n),
-                    (Some(_), WorkerSched::Fifo(p)) => WorkerPriority::Fifo(p),
+                let prio = if core.is_some() {
+                    sched
+                } else {
+                    WorkerPriority::Inherit
                 };
                 if let Err(e) = set_thread_priority(prio) {
                     warn!("worker {queue}: priority {prio:?} not set: {e}");

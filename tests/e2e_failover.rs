@@ -97,6 +97,20 @@ struct Opts {
 
 /// Writes an xlb config for director `host`: TCP/80 and UDP/5353 on the VIP, owned by the
 /// VRRP instance VI_1 (vrid 51), real servers r1..r3 with their MACs.
+/// Configs of the usual pair: d1 at priority HIGH (preempting if `d1_preempt`), d2 at
+/// LOW (preempting).
+fn pair_configs(lab: &Lab, timing: Timing, d1_preempt: bool) -> (PathBuf, PathBuf) {
+    let opts = |priority, preempt| Opts {
+        priority,
+        timing,
+        preempt,
+    };
+    (
+        write_config(lab, "d1", &opts(HIGH, d1_preempt)),
+        write_config(lab, "d2", &opts(LOW, true)),
+    )
+}
+
 fn write_config(lab: &Lab, host: &str, o: &Opts) -> PathBuf {
     let dir = lab.run_dir();
     let mut y = String::new();
@@ -258,18 +272,28 @@ impl Drop for Xlb {
     }
 }
 
-/// Whether `host`'s eth0 holds the VIP.
-fn has_vip(lab: &Lab, host: &str) -> bool {
-    let out = lab.exec_ok(host, &["ip", "-o", "-4", "addr", "show", "dev", "eth0"]);
-    out.contains(&format!("inet {VIP4}/"))
+/// Whether `host`'s eth0 holds `vip` (VIP4 or VIP6).
+fn holds(lab: &Lab, host: &str, vip: &str) -> bool {
+    let (family, inet) = if vip.contains(':') {
+        ("-6", "inet6")
+    } else {
+        ("-4", "inet")
+    };
+    let out = lab.exec_ok(host, &["ip", "-o", family, "addr", "show", "dev", "eth0"]);
+    out.contains(&format!("{inet} {vip}/"))
 }
 
-fn wait_vip(lab: &Lab, host: &str, want: bool, limit: Duration) {
+fn has_vip(lab: &Lab, host: &str) -> bool {
+    holds(lab, host, VIP4)
+}
+
+/// Waits (up to `limit`) until `host` holds `vip` (`want`) or not.
+fn wait_holds(lab: &Lab, host: &str, vip: &str, want: bool, limit: Duration) {
     let deadline = Instant::now() + limit;
-    while has_vip(lab, host) != want {
+    while holds(lab, host, vip) != want {
         assert!(
             Instant::now() < deadline,
-            "VIP on {host} never became {want}"
+            "VIP {vip} on {host} never became {want}"
         );
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -306,7 +330,7 @@ fn assert_served_by(lab: &Lab, director: &str, other: &str) {
                 "{director} serves but lacks the VIP"
             );
             // A demoted master removes its VIP right after logging BACKUP (bounded wait).
-            wait_vip(lab, other, false, Duration::from_secs(3));
+            wait_holds(lab, other, VIP4, false, Duration::from_secs(3));
             eprintln!("  served by {} through {director}", who.unwrap_or_default());
             return;
         }
@@ -331,24 +355,7 @@ fn xlb_pair(test: &str, timing: Timing) {
     }
     let lab = Lab::up(test);
     let patience = timing.patience();
-    let c1 = write_config(
-        &lab,
-        "d1",
-        &Opts {
-            priority: HIGH,
-            timing,
-            preempt: true,
-        },
-    );
-    let c2 = write_config(
-        &lab,
-        "d2",
-        &Opts {
-            priority: LOW,
-            timing,
-            preempt: true,
-        },
-    );
+    let (c1, c2) = pair_configs(&lab, timing, true);
     let mut d1 = Xlb::start(&lab, "d1", &c1);
     let mut d2 = Xlb::start(&lab, "d2", &c2);
 
@@ -580,7 +587,7 @@ fn interop(test: &str, timing: Timing, xlb_high: bool) {
     if xlb_high {
         eprintln!("keepalived alone becomes master");
         let mut ka = Keepalived::start(&lab, kp, timing);
-        wait_vip(&lab, "d2", true, patience);
+        wait_holds(&lab, "d2", VIP4, true, patience);
         eprintln!("xlb (priority {xp}) starts and preempts keepalived");
         let mut x = Xlb::start(&lab, "d1", &cfg);
         let (reason, _) = x.wait_state("MASTER", 1, patience);
@@ -588,23 +595,23 @@ fn interop(test: &str, timing: Timing, xlb_high: bool) {
             reason.contains(&format!("preempting lower priority {kp}")),
             "{reason}"
         );
-        wait_vip(&lab, "d2", false, patience);
+        wait_holds(&lab, "d2", VIP4, false, patience);
         assert_served_by(&lab, "d1", "d2");
 
         eprintln!("SIGKILL xlb: keepalived takes over");
         x.stop(libc::SIGKILL);
-        wait_vip(&lab, "d2", true, patience);
+        wait_holds(&lab, "d2", VIP4, true, patience);
 
         eprintln!("restart xlb: it preempts keepalived again");
         x.restart(&lab, &cfg);
         x.wait_state("MASTER", 1, patience);
-        wait_vip(&lab, "d2", false, patience);
+        wait_holds(&lab, "d2", VIP4, false, patience);
         assert_served_by(&lab, "d1", "d2");
 
         eprintln!("SIGTERM xlb: keepalived takes over (priority 0)");
         let t0 = Instant::now();
         assert_eq!(x.stop(libc::SIGTERM), Some(0));
-        wait_vip(&lab, "d2", true, patience);
+        wait_holds(&lab, "d2", VIP4, true, patience);
         eprintln!(
             "  keepalived holds the VIP {:?} after xlb's exit",
             t0.elapsed()
@@ -614,7 +621,7 @@ fn interop(test: &str, timing: Timing, xlb_high: bool) {
         eprintln!("restart xlb: it preempts again; keepalived (backup) stops, xlb serves on");
         x.restart(&lab, &cfg);
         x.wait_state("MASTER", 1, patience);
-        wait_vip(&lab, "d2", false, patience);
+        wait_holds(&lab, "d2", VIP4, false, patience);
         ka.stop(libc::SIGTERM);
         assert_served_by(&lab, "d1", "d2");
         assert_eq!(x.stop(libc::SIGTERM), Some(0));
@@ -631,21 +638,21 @@ fn interop(test: &str, timing: Timing, xlb_high: bool) {
             reason.contains(&format!("higher priority {kp}")),
             "{reason}"
         );
-        wait_vip(&lab, "d2", true, patience);
-        wait_vip(&lab, "d1", false, patience);
+        wait_holds(&lab, "d2", VIP4, true, patience);
+        wait_holds(&lab, "d1", VIP4, false, patience);
 
         eprintln!("SIGTERM keepalived: xlb takes over after Skew_Time (priority 0)");
         ka.stop(libc::SIGTERM);
         let (reason, _) = x.wait_state("MASTER", 2, patience);
         assert!(reason.contains("sent priority 0"), "{reason}");
-        wait_vip(&lab, "d2", false, patience);
+        wait_holds(&lab, "d2", VIP4, false, patience);
         assert_served_by(&lab, "d1", "d2");
 
         eprintln!("restart keepalived: it preempts xlb");
         ka.restart();
         x.wait_state("BACKUP", 3, patience);
-        wait_vip(&lab, "d2", true, patience);
-        wait_vip(&lab, "d1", false, patience);
+        wait_holds(&lab, "d2", VIP4, true, patience);
+        wait_holds(&lab, "d1", VIP4, false, patience);
 
         eprintln!("SIGKILL keepalived: xlb takes over after Master_Down_Interval");
         ka.stop(libc::SIGKILL);
@@ -813,24 +820,7 @@ fn survive(test: &str, timing: Timing, failure: Failure) {
     }
     let lab = Lab::up(test);
     let patience = timing.patience();
-    let c1 = write_config(
-        &lab,
-        "d1",
-        &Opts {
-            priority: HIGH,
-            timing,
-            preempt: true,
-        },
-    );
-    let c2 = write_config(
-        &lab,
-        "d2",
-        &Opts {
-            priority: LOW,
-            timing,
-            preempt: true,
-        },
-    );
+    let (c1, c2) = pair_configs(&lab, timing, true);
     let mut d1 = Xlb::start(&lab, "d1", &c1);
     let mut d2 = Xlb::start(&lab, "d2", &c2);
     d1.wait_state("MASTER", 1, patience);
@@ -1038,8 +1028,8 @@ fn split_brain_equal_priority_higher_address_wins() {
     d1.wait_state("MASTER", 1, patience);
     d2.wait_state("MASTER", 1, patience);
     // split brain: both hold the VIP (added right after MASTER is logged: wait, bounded).
-    wait_vip(&lab, "d1", true, Duration::from_secs(3));
-    wait_vip(&lab, "d2", true, Duration::from_secs(3));
+    wait_holds(&lab, "d1", VIP4, true, Duration::from_secs(3));
+    wait_holds(&lab, "d2", VIP4, true, Duration::from_secs(3));
     eprintln!("split brain: both are MASTER; reconnecting");
     set_isolated(&lab, false);
     let (reason, _) = d1.wait_state("BACKUP", 2, patience);
@@ -1066,24 +1056,7 @@ fn no_preempt_keeps_lower_priority_master() {
     let lab = Lab::up("fo-nopre");
     let timing = Timing::V3_FAST;
     let patience = timing.patience();
-    let c1 = write_config(
-        &lab,
-        "d1",
-        &Opts {
-            priority: HIGH,
-            timing,
-            preempt: false,
-        },
-    );
-    let c2 = write_config(
-        &lab,
-        "d2",
-        &Opts {
-            priority: LOW,
-            timing,
-            preempt: true,
-        },
-    );
+    let (c1, c2) = pair_configs(&lab, timing, false);
     let mut d2 = Xlb::start(&lab, "d2", &c2);
     d2.wait_state("MASTER", 1, patience);
     let mut d1 = Xlb::start(&lab, "d1", &c1);
@@ -1183,23 +1156,6 @@ fn write_config_v6(lab: &Lab, host: &str, priority: u8, timing: Timing) -> PathB
     path
 }
 
-/// Whether `host`'s eth0 holds the IPv6 VIP.
-fn has_vip6(lab: &Lab, host: &str) -> bool {
-    let out = lab.exec_ok(host, &["ip", "-o", "-6", "addr", "show", "dev", "eth0"]);
-    out.contains(&format!("inet6 {VIP6}/"))
-}
-
-fn wait_vip6(lab: &Lab, host: &str, want: bool, limit: Duration) {
-    let deadline = Instant::now() + limit;
-    while has_vip6(lab, host) != want {
-        assert!(
-            Instant::now() < deadline,
-            "IPv6 VIP on {host} never became {want}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 /// One `curl -6` through the IPv6 VIP, and the MAC of the client's neighbour entry for it.
 fn curl_vip6(lab: &Lab) -> (Option<String>, Option<String>) {
     let url = format!("http://[{VIP6}]/");
@@ -1259,8 +1215,8 @@ fn xlb_pair_ipv6_vip_sigkill_failover() {
     d1.wait_state("MASTER", 1, patience);
     d2.wait_state("BACKUP", 1, patience);
     wait_served6(&lab, "d1");
-    assert!(has_vip6(&lab, "d1"), "d1 holds the IPv6 VIP");
-    assert!(!has_vip6(&lab, "d2"), "d2 (backup) does not");
+    assert!(holds(&lab, "d1", VIP6), "d1 holds the IPv6 VIP");
+    assert!(!holds(&lab, "d2", VIP6), "d2 (backup) does not");
     assert!(
         !has_vip(&lab, "d1"),
         "no IPv4 VIP: the instance is IPv6 only"
@@ -1281,11 +1237,11 @@ fn xlb_pair_ipv6_vip_sigkill_failover() {
     let (reason, _) = d2.wait_state("MASTER", d2_masters + 1, patience);
     assert_eq!(reason, "master down interval expired");
     assert!(
-        has_vip6(&lab, "d1"),
+        holds(&lab, "d1", VIP6),
         "a SIGKILLed xlb cannot remove its VIP"
     );
     // The daemon adds the VIP right after its instance logs MASTER: wait (bounded).
-    wait_vip6(&lab, "d2", true, Duration::from_secs(3));
+    wait_holds(&lab, "d2", VIP6, true, Duration::from_secs(3));
     wait_served6(&lab, "d2");
 
     eprintln!("restart d1: it preempts d2 and serves again");
@@ -1295,11 +1251,11 @@ fn xlb_pair_ipv6_vip_sigkill_failover() {
     assert!(reason.contains("preempting lower priority 100"), "{reason}");
     d2.wait_state("BACKUP", d2_backups + 1, patience);
     wait_served6(&lab, "d1");
-    wait_vip6(&lab, "d2", false, Duration::from_secs(3));
+    wait_holds(&lab, "d2", VIP6, false, Duration::from_secs(3));
 
     assert_eq!(d1.stop(libc::SIGTERM), Some(0));
     assert_eq!(d2.stop(libc::SIGTERM), Some(0));
     assert_no_xdp(&lab, "d1");
     assert_no_xdp(&lab, "d2");
-    assert!(!has_vip6(&lab, "d1") && !has_vip6(&lab, "d2"));
+    assert!(!holds(&lab, "d1", VIP6) && !holds(&lab, "d2", VIP6));
 }

@@ -226,21 +226,6 @@ print("done", flush=True)
 /// Keep-alive connections held through the reloads.
 const CONNS: usize = 6;
 
-/// Reads the first `ok` line of a log (bounded wait).
-fn first_ok_line(path: &Path) -> String {
-    for _ in 0..100 {
-        let t = std::fs::read_to_string(path).unwrap_or_default();
-        if let Some(l) = t.lines().find(|l| l.starts_with("ok ")) {
-            return l.to_owned();
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    panic!(
-        "no answer in {path:?}: {}",
-        std::fs::read_to_string(path).unwrap_or_default()
-    );
-}
-
 /// Sum of every sample of a metric family whose labels contain `filter`.
 fn metric_sum(text: &str, name: &str, filter: &str) -> f64 {
     text.lines()
@@ -270,6 +255,44 @@ fn scrape(lab: &Lab, path: &str) -> (String, String) {
     (b.to_owned(), code.to_owned())
 }
 
+/// Writes the client scripts into the lab's run directory and starts the keep-alive
+/// client in c (CONNS connections to VIP4 for at most `secs` s, until the stop file
+/// appears): the client, its log and the stop file's path.
+fn start_keepalive(lab: &Lab, secs: &str) -> (Child, PathBuf, PathBuf) {
+    let dir = lab.run_dir();
+    std::fs::write(dir.join("loop.py"), LOOP_PY).unwrap();
+    std::fs::write(dir.join("keepalive.py"), KEEPALIVE_PY).unwrap();
+    let stop = dir.join("stop");
+    let (ka, ka_log) = lab.spawn_logged(
+        "c",
+        &[
+            python(),
+            dir.join("keepalive.py").to_str().unwrap(),
+            VIP4,
+            stop.to_str().unwrap(),
+            secs,
+            &CONNS.to_string(),
+        ],
+        "keepalive.log",
+    );
+    (ka, ka_log, stop)
+}
+
+/// The first line of `log` that starts with `prefix`, waiting for it up to 10 s.
+fn first_line(log: &Path, prefix: &str) -> String {
+    for _ in 0..100 {
+        let t = std::fs::read_to_string(log).unwrap_or_default();
+        if let Some(l) = t.lines().find(|l| l.starts_with(prefix)) {
+            return l.to_owned();
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!(
+        "no line {prefix:?} within 10 s: {}",
+        std::fs::read_to_string(log).unwrap_or_default()
+    )
+}
+
 #[test]
 fn reload_under_traffic_loses_no_request_and_keeps_the_keepalive_connection() {
     if !require_root() {
@@ -280,42 +303,13 @@ fn reload_under_traffic_loses_no_request_and_keeps_the_keepalive_connection() {
     let mut d = Daemon::start(&lab, &config(&lab, "", "", &all), &[]);
 
     // --- traffic: one keep-alive connection, and a new connection every ~20 ms.
+    let (mut ka, ka_log, stop) = start_keepalive(&lab, "1200");
     let dir = lab.run_dir();
-    std::fs::write(dir.join("loop.py"), LOOP_PY).unwrap();
-    std::fs::write(dir.join("keepalive.py"), KEEPALIVE_PY).unwrap();
-    let stop = dir.join("stop");
     let stop_s = stop.to_str().unwrap();
-    let (mut ka, ka_log) = lab.spawn_logged(
-        "c",
-        &[
-            python(),
-            dir.join("keepalive.py").to_str().unwrap(),
-            VIP4,
-            stop_s,
-            "1200",
-            &CONNS.to_string(),
-        ],
-        "keepalive.log",
-    );
     // (server, client address) of each keep-alive connection, from its first answer.
     let mut pinned: Vec<(String, String)> = Vec::new();
     for k in 0..CONNS {
-        let prefix = format!("ok 0 {k} ");
-        let mut line = None;
-        for _ in 0..100 {
-            let t = std::fs::read_to_string(&ka_log).unwrap_or_default();
-            if let Some(l) = t.lines().find(|l| l.starts_with(&prefix)) {
-                line = Some(l.to_owned());
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let line = line.unwrap_or_else(|| {
-            panic!(
-                "keep-alive {k}: no answer: {}",
-                std::fs::read_to_string(&ka_log).unwrap_or_default()
-            )
-        });
+        let line = first_line(&ka_log, &format!("ok 0 {k} "));
         let f: Vec<&str> = line.split(' ').collect();
         assert!(REALS.contains(&f[4]), "{line}");
         pinned.push((f[4].to_owned(), f[5].to_owned()));
@@ -332,7 +326,7 @@ fn reload_under_traffic_loses_no_request_and_keeps_the_keepalive_connection() {
         ],
         "loop.log",
     );
-    first_ok_line(&lp_log);
+    first_line(&lp_log, "ok ");
 
     // --- 10 reloads: weights change every time; `toggled` (not the first keep-alive
     // connection's server, but preferably one holding another keep-alive connection, which
@@ -613,36 +607,11 @@ fn configured_weight_zero_drains_an_established_connection() {
     let lab = Lab::up("configured_weight_zero_drains_an_established_connection");
     let all: Vec<(&str, u32)> = REALS.iter().map(|h| (*h, 1)).collect();
     let mut d = Daemon::start(&lab, &config(&lab, "", "", &all), &[]);
+    let (mut ka, ka_log, stop) = start_keepalive(&lab, "600");
     let dir = lab.run_dir();
-    std::fs::write(dir.join("loop.py"), LOOP_PY).unwrap();
-    std::fs::write(dir.join("keepalive.py"), KEEPALIVE_PY).unwrap();
-    let stop = dir.join("stop");
     let stop_s = stop.to_str().unwrap();
-    let (mut ka, ka_log) = lab.spawn_logged(
-        "c",
-        &[
-            python(),
-            dir.join("keepalive.py").to_str().unwrap(),
-            VIP4,
-            stop_s,
-            "600",
-            &CONNS.to_string(),
-        ],
-        "keepalive.log",
-    );
     // The server of the first keep-alive connection gets drained.
-    let first = {
-        let mut line = None;
-        for _ in 0..100 {
-            let t = std::fs::read_to_string(&ka_log).unwrap_or_default();
-            if let Some(l) = t.lines().find(|l| l.starts_with("ok 0 0 ")) {
-                line = Some(l.to_owned());
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        line.unwrap_or_else(|| panic!("no keep-alive answer: {}", d.log_text()))
-    };
+    let first = first_line(&ka_log, "ok 0 0 ");
     let f: Vec<&str> = first.split(' ').collect();
     let (drained, client) = (f[4].to_owned(), f[5].to_owned());
     assert!(REALS.contains(&drained.as_str()), "{first}");

@@ -1,5 +1,6 @@
 //! Shared by the benches: criterion's measurement of the benchmark thread's CPU time
-//! (`XLB_BENCH_CPU_TIME=1`), steadier than wall time on a shared, noisy machine.
+//! (`XLB_BENCH_CPU_TIME=1`), steadier than wall time on a shared, noisy machine, and the
+//! common criterion set-up (`configure`, `run_benches!`).
 
 #![allow(dead_code)]
 
@@ -42,4 +43,33 @@ impl Measurement for ThreadCpuTime {
     fn formatter(&self) -> &dyn ValueFormatter {
         WALL.formatter()
     }
+}
+
+/// The benches' criterion settings (short warm-up and measurement: the machine is
+/// shared; command-line arguments still apply).
+pub fn configure<T: criterion::measurement::Measurement>(
+    c: criterion::Criterion<T>,
+) -> criterion::Criterion<T> {
+    c.warm_up_time(std::time::Duration::from_millis(500))
+        .measurement_time(std::time::Duration::from_secs(2))
+        .sample_size(20)
+        .configure_from_args()
+}
+
+/// Runs the given bench functions (each generic over the measurement) with wall time, or
+/// with the thread's CPU time when `XLB_BENCH_CPU_TIME` is set.
+macro_rules! run_benches {
+    ($($f:ident),+ $(,)?) => {
+        if std::env::var_os("XLB_BENCH_CPU_TIME").is_some() {
+            let mut c = common::configure(
+                criterion::Criterion::default().with_measurement(common::ThreadCpuTime),
+            );
+            $($f(&mut c);)+
+            c.final_summary();
+        } else {
+            let mut c = common::configure(criterion::Criterion::default());
+            $($f(&mut c);)+
+            c.final_summary();
+        }
+    };
 }

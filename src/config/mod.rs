@@ -90,34 +90,10 @@ pub struct Workers {
     pub sched: WorkerSched,
 }
 
-/// Scheduling policy of a pinned worker thread (`workers.sched`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum WorkerSched {
-    /// Leave the thread as it is (`inherit`).
-    Inherit,
-    /// SCHED_OTHER with this nice value (`nice:N`, -20..=19).
-    Nice(i32),
-    /// SCHED_FIFO with this priority (`fifo:N`, 1..=99); needs CAP_SYS_NICE.
-    Fifo(i32),
-}
-
-impl std::str::FromStr for WorkerSched {
-    type Err = String;
-
-    /// `inherit`, `nice:N` or `fifo:N`.
-    fn from_str(s: &str) -> Result<Self, String> {
-        let num = |v: &str, lo: i32, hi: i32| match v.parse::<i32>() {
-            Ok(n) if (lo..=hi).contains(&n) => Ok(n),
-            _ => Err(format!("{s:?}: expected a number in {lo}..={hi}")),
-        };
-        match s.split_once(':') {
-            None if s == "inherit" => Ok(WorkerSched::Inherit),
-            Some(("nice", v)) => num(v, -20, 19).map(WorkerSched::Nice),
-            Some(("fifo", v)) => num(v, 1, 99).map(WorkerSched::Fifo),
-            _ => Err(format!("{s:?}: expected inherit, nice:N or fifo:N")),
-        }
-    }
-}
+/// Scheduling policy of a pinned worker thread (`workers.sched`): `inherit`, `nice:N`
+/// (-20..=19) or `fifo:N` (1..=99, needs CAP_SYS_NICE). The worker's own type, so the
+/// config and the thread that applies it parse and mean the same thing.
+pub use crate::dataplane::worker::WorkerPriority as WorkerSched;
 
 /// Which rx queues get a worker.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -1,7 +1,44 @@
-# napi.sh: threaded NAPI pollers for the benchmark scripts (sourced; needs the caller's
-# nsx HOST CMD... and die MSG). A veth has a NAPI context once it has an XDP program or
-# GRO on; with threaded NAPI each rx queue gets a kthread napi/DEV-<napi id> that can be
-# pinned, so that a benchmark can put "the director's work" on a core of its own.
+# common.sh: helpers shared by the benchmark scripts (sourced after BENCH, the script's
+# name for messages, and P, its lab prefix, are set).
+
+log() { echo "$BENCH[$P]: $*" >&2; }
+die() {
+    echo "$BENCH[$P]: error: $*" >&2
+    exit 1
+}
+
+# nsx HOST CMD...: CMD in the lab namespace of HOST.
+nsx() {
+    local h=$1
+    shift
+    ip netns exec "$P-$h" "$@"
+}
+# nsysctl HOST KEY VALUE: sysctl KEY (a path below /proc/sys) in HOST's namespace.
+nsysctl() { nsx "$1" sh -c "echo '$3' > /proc/sys/$2"; }
+
+# alive PID: the process exists and is neither a zombie nor dead.
+alive() {
+    local st
+    st=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1)
+    [[ -n $st && $st != [ZX] ]]
+}
+
+# stop_pid PID: SIGTERM, up to 5 s for it to exit, then SIGKILL; reaps it.
+stop_pid() {
+    local pid=$1 i
+    [[ -n $pid ]] || return 0
+    kill -TERM "$pid" 2>/dev/null || true
+    for ((i = 0; i < 50; i++)); do
+        alive "$pid" || break
+        sleep 0.1
+    done
+    alive "$pid" && kill -KILL "$pid" 2>/dev/null
+    wait "$pid" 2>/dev/null || true
+}
+
+# Threaded NAPI pollers. A veth has a NAPI context once it has an XDP program or GRO on;
+# with threaded NAPI each rx queue gets a kthread napi/DEV-<napi id> that can be pinned,
+# so that a benchmark can put "the director's work" on a core of its own.
 
 # set_threaded HOST DEV: threaded NAPI on DEV (the kernel refuses it until the veth has a
 # NAPI context, i.e. an XDP program or GRO; then it starts one kthread per queue).
