@@ -471,7 +471,8 @@ fn pick_keyed(
     }
 
     let backend = svc.pick(hash).ok_or(DropReason::NoBackend)?;
-    let entry = flows.insert(key, hash, backend, now_ms);
+    // `lookup` just missed (and freed an expired entry for the key, if any).
+    let entry = flows.insert_absent(key, hash, backend, now_ms);
     if closing {
         entry.close(now_ms);
     }

@@ -266,6 +266,37 @@ impl FlowTable {
             Some(i) => i,
             None => self.claim_way(hash, now_ms),
         };
+        self.fill(i, key, hash, backend, now_ms)
+    }
+
+    /// [`FlowTable::insert`] for a key the caller has just looked up (in this table, with
+    /// no change in between) and not found: the per-packet path of a new flow, which so
+    /// skips a second search of the bucket.
+    pub fn insert_absent(
+        &mut self,
+        key: &FlowKey,
+        hash: u64,
+        backend: u32,
+        now_ms: u64,
+    ) -> &mut FlowEntry {
+        debug_assert!(
+            self.find(key, hash).is_none(),
+            "insert_absent of a present key"
+        );
+        let i = self.claim_way(hash, now_ms);
+        self.fill(i, key, hash, backend, now_ms)
+    }
+
+    /// Writes a fresh entry for `key` into way `i`.
+    #[inline(always)]
+    fn fill(
+        &mut self,
+        i: usize,
+        key: &FlowKey,
+        hash: u64,
+        backend: u32,
+        now_ms: u64,
+    ) -> &mut FlowEntry {
         self.tags[i] = tag_of(hash);
         let e = &mut self.entries[i];
         *e = FlowEntry {
@@ -551,6 +582,25 @@ mod tests {
         // Each packet after FIN refreshes with the FIN timeout, not the TCP one.
         let last = 5000 + T.tcp_fin_ms - 1;
         assert!(t.lookup(&a, a.hash(), last + T.tcp_fin_ms).is_none());
+    }
+
+    #[test]
+    fn insert_absent_after_a_miss_is_insert() {
+        let (mut a, mut b) = (FlowTable::new(64, T), FlowTable::new(64, T));
+        for n in 0..200u32 {
+            let u = k(n, 17);
+            let now = u64::from(n) * 7;
+            assert!(a.lookup(&u, u.hash(), now).is_none());
+            assert!(b.lookup(&u, u.hash(), now).is_none());
+            a.insert(&u, u.hash(), n, now);
+            b.insert_absent(&u, u.hash(), n, now);
+        }
+        assert_eq!((a.len(), a.evictions()), (b.len(), b.evictions()));
+        let (mut la, mut lb) = (vec![], vec![]);
+        a.for_each_live(1400, |k, be| la.push((*k, be)));
+        b.for_each_live(1400, |k, be| lb.push((*k, be)));
+        assert_eq!(la, lb);
+        assert!(!la.is_empty());
     }
 
     #[test]
